@@ -1,0 +1,62 @@
+# vkernel build. `make` builds the TypeScript (dist/) and the C parts (build/).
+PREFIX ?= /usr/local
+DESTDIR ?=
+CC ?= gcc
+CFLAGS ?= -O2 -g -Wall -Wextra -Werror=implicit-function-declaration -D_GNU_SOURCE
+LIBDIR = $(PREFIX)/lib/vkernel
+
+INIT_SRCS := $(wildcard runtime/init/*.c)
+INIT_HDRS := $(wildcard runtime/init/*.h)
+
+.PHONY: all ts native fixtures test test-unit test-integration bench install uninstall clean
+
+all: ts native
+
+ts: node_modules
+	npx tsc -p tsconfig.json
+
+node_modules: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch node_modules
+
+native: build/vkinit build/vktest
+
+build/vkinit: $(INIT_SRCS) $(INIT_HDRS)
+	@mkdir -p build
+	$(CC) $(CFLAGS) -o $@ $(INIT_SRCS)
+
+# The test payload runs inside test containers: static, so any rootfs can hold it.
+build/vktest: test/payload/vktest.c
+	@mkdir -p build
+	$(CC) $(CFLAGS) -static -o $@ $<
+
+# The busybox OCI image and rootfs used by tests, README and benchmarks (offline).
+fixtures: all
+	node dist/test/fixtures/build-image.js --out build/fixtures
+
+test: all fixtures
+	npx jest --ci
+
+test-unit: all
+	npx jest --ci --selectProjects unit
+
+test-integration: all fixtures
+	npx jest --ci --selectProjects integration
+
+bench: all fixtures
+	node dist/bench/run.js
+
+install: all
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PREFIX)/bin
+	cp -r dist package.json $(DESTDIR)$(LIBDIR)/
+	cd $(DESTDIR)$(LIBDIR) && npm ci --omit=dev --no-audit --no-fund --prefix . >/dev/null 2>&1 || cp -r $(CURDIR)/node_modules $(DESTDIR)$(LIBDIR)/
+	install -d $(DESTDIR)$(LIBDIR)/build
+	install -m 0755 build/vkinit $(DESTDIR)$(LIBDIR)/build/vkinit
+	printf '#!/bin/sh\nexec node %s/dist/cmd/vkernel.js "$$@"\n' "$(LIBDIR)" > $(DESTDIR)$(PREFIX)/bin/vkernel
+	chmod 0755 $(DESTDIR)$(PREFIX)/bin/vkernel
+
+uninstall:
+	rm -rf $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PREFIX)/bin/vkernel
+
+clean:
+	rm -rf dist build

@@ -1,0 +1,63 @@
+import type { Argv, CommandModule } from 'yargs';
+import { exec } from '../../runtime/container/exec';
+import { action, contextFrom, type GlobalArgs } from '../context';
+import { forwardSignals } from './signals';
+
+type ExecArgs = GlobalArgs & {
+  id: string;
+  command?: string[];
+  process?: string;
+  tty?: boolean;
+  detach?: boolean;
+  'pid-file'?: string;
+  'console-socket'?: string;
+  cwd?: string;
+  env?: string[];
+  user?: string;
+  cap?: string[];
+  'no-new-privs'?: boolean;
+  'preserve-fds'?: number;
+};
+
+export const execCommand: CommandModule<GlobalArgs, ExecArgs> = {
+  command: 'exec <id> [command..]',
+  describe: 'run a new process inside a container',
+  builder: (y) =>
+    y
+      .positional('id', { type: 'string' })
+      .positional('command', { type: 'string', array: true })
+      .option('process', { alias: 'p', type: 'string', describe: 'path to a process.json' })
+      .option('tty', { alias: 't', type: 'boolean' })
+      .option('detach', { alias: 'd', type: 'boolean' })
+      .option('pid-file', { type: 'string' })
+      .option('console-socket', { type: 'string' })
+      .option('cwd', { type: 'string' })
+      .option('env', { alias: 'e', type: 'string', array: true, requiresArg: true })
+      .option('user', { alias: 'u', type: 'string', describe: 'UID[:GID]' })
+      .option('cap', { alias: 'c', type: 'string', array: true, requiresArg: true })
+      .option('no-new-privs', { type: 'boolean' })
+      .option('preserve-fds', { type: 'number', default: 0 }) as Argv<ExecArgs>,
+  handler: action(async (argv: ExecArgs) => {
+    const stop = forwardSignals();
+    try {
+      return await exec(contextFrom(argv), {
+        id: argv.id,
+        processFile: argv.process,
+        args: (argv.command ?? []).map(String),
+        tty: argv.tty,
+        cwd: argv.cwd,
+        env: argv.env,
+        user: argv.user,
+        caps: argv.cap,
+        noNewPrivs: argv['no-new-privs'],
+        detach: argv.detach,
+        pidFile: argv['pid-file'],
+        consoleSocket: argv['console-socket'],
+        preserveFds: argv['preserve-fds'],
+        onStarted: (pid) => stop.target(pid),
+      });
+    } finally {
+      stop.dispose();
+    }
+  }),
+};

@@ -1,0 +1,51 @@
+#!/usr/bin/env node
+// `vkernel`: the runc-compatible CLI. Only argument parsing lives here; the work is in runtime/.
+import yargs from 'yargs';
+import { VKERNEL_VERSION, OCI_VERSION } from '../runtime/paths';
+import { createCommand } from './commands/create';
+import { execCommand } from './commands/exec';
+import { featuresCommand, specCommand } from './commands/info';
+import { deleteCommand, killCommand, listCommand, psCommand, startCommand, stateCommand } from './commands/lifecycle';
+import { runCommand } from './commands/run';
+import { reportError } from './context';
+
+export async function main(argv: string[]): Promise<void> {
+  await yargs(argv)
+    .scriptName('vkernel')
+    .usage('vkernel [global options] <command> [options]')
+    .option('root', { type: 'string', default: '/run/vkernel', describe: 'state directory' })
+    .option('log', { type: 'string', describe: 'log file (default: stderr)' })
+    .option('log-format', { type: 'string', default: 'text', choices: ['text', 'json'] })
+    .option('debug', { type: 'boolean', describe: 'debug logging' })
+    .option('systemd-cgroup', { type: 'boolean', describe: 'manage cgroups through systemd' })
+    .option('rootless', { type: 'string', hidden: true })
+    .option('criu', { type: 'string', hidden: true })
+    .command(createCommand)
+    .command(startCommand)
+    .command(runCommand)
+    .command(stateCommand)
+    .command(killCommand)
+    .command(deleteCommand)
+    .command(listCommand)
+    .command(psCommand)
+    .command(execCommand)
+    .command(featuresCommand)
+    .command(specCommand)
+    .version(`vkernel version ${VKERNEL_VERSION}\nspec: ${OCI_VERSION}`)
+    .parserConfiguration({ 'halt-at-non-option': false, 'populate--': false })
+    .demandCommand(1, 'a command is required')
+    .strict()
+    .fail((msg, err) => {
+      reportError(err ?? new Error(msg));
+      process.exit(1);
+    })
+    .help()
+    .parseAsync();
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).catch((err) => {
+    reportError(err);
+    process.exitCode = 1;
+  });
+}

@@ -1,0 +1,133 @@
+// `create`: validate the bundle, claim the id, make the cgroup, run vkinit up to the exec
+// FIFO, persist state. Any failure undoes every step: no state dir, cgroup, process or
+// mount is left behind.
+import * as os from 'node:os';
+import { createCgroupManager } from '../cgroups/manager';
+import { CleanupStack } from '../cleanup';
+import type { RuntimeContext } from '../context';
+import { InvalidArgumentError } from '../errors';
+import { runHooks } from '../hooks';
+import { launchInit, type InitHandle } from '../init/channel';
+import { buildCreatePlan } from '../init/from-spec';
+import { OCI_VERSION } from '../paths';
+import { loadBundle } from '../spec/load';
+import type { OciState } from '../spec/types';
+import { validateContainerId } from '../spec/validate';
+import { writeFileAtomic } from '../state/atomic';
+import { RECORD_VERSION, type ContainerRecord } from '../state/store';
+import { Container } from './container';
+import { waitGone } from './wait';
+
+export interface CreateOptions {
+  id: string;
+  bundle: string;
+  pidFile?: string;
+  consoleSocket?: string;
+  noPivot?: boolean;
+  noNewKeyring?: boolean;
+  preserveFds?: number;
+  /** The container's fds 0..2 (default: ours). */
+  stdio?: Array<'inherit' | 'ignore' | number>;
+  /** Foreground run: vkinit stays as the init's parent and relays its exit code. */
+  wait?: boolean;
+  /** Foreground run with a terminal and no console socket: vkinit proxies the pty. */
+  detach?: boolean;
+}
+
+export interface Created {
+  container: Container;
+  init: InitHandle;
+}
+
+export async function create(ctx: RuntimeContext, opts: CreateOptions): Promise<Created> {
+  validateContainerId(opts.id);
+  const preserveFds = opts.preserveFds ?? 0;
+  if (!Number.isInteger(preserveFds) || preserveFds < 0) {
+    throw new InvalidArgumentError(`--preserve-fds: must be a non-negative integer (got ${opts.preserveFds})`, 'preserve-fds');
+  }
+  const { bundle, spec } = loadBundle(opts.bundle);
+  const proc = spec.process!;
+  if (proc.terminal && !opts.consoleSocket && !opts.wait) {
+    throw new InvalidArgumentError('cannot allocate tty if vkernel will detach without setting console socket', 'console-socket');
+  }
+  if (!proc.terminal && opts.consoleSocket) {
+    throw new InvalidArgumentError('cannot use console socket if vkernel will not detach or allocate tty', 'console-socket');
+  }
+
+  const { store, log } = ctx;
+  const undo = new CleanupStack();
+  store.reserve(opts.id);
+  undo.push('remove state dir', () => store.remove(opts.id));
+  try {
+    const cgroup = createCgroupManager({ id: opts.id, cgroupsPath: spec.linux?.cgroupsPath, systemd: ctx.systemdCgroup });
+    undo.push('remove cgroup', () => cgroup.destroy());
+    await cgroup.create(spec.linux?.resources);
+    store.saveSpec(opts.id, spec);
+
+    const plan = buildCreatePlan(spec, {
+      bundle,
+      execFifo: store.execFifo(opts.id),
+      consoleSocket: opts.consoleSocket,
+      cgroupProcs: cgroup.procsFiles(),
+      noPivot: !!opts.noPivot,
+      noNewKeyring: !!opts.noNewKeyring,
+      preserveFds,
+      wait: !!opts.wait,
+      capLastCap: ctx.sys.capLastCap(),
+    });
+
+    const record: ContainerRecord = {
+      version: RECORD_VERSION,
+      id: opts.id,
+      bundle,
+      rootfs: spec.root!.path,
+      pid: 0,
+      pidStartTime: '',
+      created: new Date().toISOString(),
+      owner: os.userInfo().username,
+      annotations: spec.annotations ?? {},
+      cgroup: cgroup.describe(),
+      systemdCgroup: ctx.systemdCgroup,
+    };
+    const container = new Container(store, record, ctx.sys);
+    const stateFor = (pid: number, status: OciState['status']): OciState => ({
+      ociVersion: OCI_VERSION,
+      id: opts.id,
+      status,
+      pid,
+      bundle,
+      annotations: spec.annotations ?? {},
+    });
+
+    const init = await launchInit(plan, {
+      stdio: opts.stdio,
+      preserveFds,
+      onPid: (pid) => {
+        record.pid = pid;
+        record.pidStartTime = ctx.sys.procStat(pid)?.startTime ?? '';
+        // Until state.json exists nothing else can find this pid: undo kills it.
+        undo.push('kill container init', async () => {
+          ctx.sys.kill(pid, 9);
+          await waitGone(ctx.sys, pid, record.pidStartTime, 5000);
+        });
+      },
+      onHooks: plan.syncHooks
+        ? async (pid) => {
+            const state = stateFor(pid, 'creating');
+            await runHooks(spec.hooks, 'prestart', state);
+            await runHooks(spec.hooks, 'createRuntime', state);
+            return JSON.stringify(stateFor(pid, 'created'));
+          }
+        : undefined,
+    });
+    store.save(record);
+    if (opts.pidFile) writeFileAtomic(opts.pidFile, String(record.pid), 0o644);
+    undo.release();
+    log.debug(`created container ${opts.id} with init pid ${record.pid}`);
+    return { container, init };
+  } catch (err) {
+    const failures = await undo.run();
+    for (const f of failures) log.warn(`cleanup after failed create: ${f}`);
+    throw err;
+  }
+}

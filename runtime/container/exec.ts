@@ -1,0 +1,101 @@
+// `exec`: run a new process inside a running (or created) container, as `runc exec`.
+import * as fs from 'node:fs';
+import type { RuntimeContext } from '../context';
+import { InvalidArgumentError } from '../errors';
+import { launchInit } from '../init/channel';
+import { buildExecPlan } from '../init/from-spec';
+import type { Capabilities, Process } from '../spec/types';
+import { validateProcess } from '../spec/validate';
+import { writeFileAtomic } from '../state/atomic';
+import { Container } from './container';
+
+export interface ExecOptions {
+  id: string;
+  /** A process.json file, as --process; otherwise built from the fields below. */
+  processFile?: string;
+  args?: string[];
+  tty?: boolean;
+  cwd?: string;
+  env?: string[];
+  user?: string;
+  caps?: string[];
+  noNewPrivs?: boolean;
+  detach?: boolean;
+  pidFile?: string;
+  consoleSocket?: string;
+  preserveFds?: number;
+  stdio?: Array<'inherit' | 'ignore' | number>;
+  onStarted?: (pid: number) => void;
+}
+
+/** Returns the process's exit code, or 0 once it runs when detached. */
+export async function exec(ctx: RuntimeContext, opts: ExecOptions): Promise<number> {
+  const container = Container.load(ctx.store, opts.id, ctx.sys);
+  await container.require('exec');
+  const spec = container.spec();
+  const proc = opts.processFile ? readProcessFile(opts.processFile) : processFromFlags(spec.process!, opts);
+  if (proc.terminal && opts.detach && !opts.consoleSocket) {
+    throw new InvalidArgumentError('cannot allocate tty if vkernel will detach without setting console socket', 'console-socket');
+  }
+  const plan = buildExecPlan(proc, {
+    pid: container.record.pid,
+    spec,
+    cgroupProcs: container.cgroup().procsFiles(),
+    consoleSocket: opts.consoleSocket,
+    preserveFds: opts.preserveFds ?? 0,
+    wait: !opts.detach,
+    capLastCap: ctx.sys.capLastCap(),
+  });
+  const handle = await launchInit(plan, { stdio: opts.stdio, preserveFds: opts.preserveFds ?? 0 });
+  if (opts.pidFile) writeFileAtomic(opts.pidFile, String(handle.pid), 0o644);
+  if (opts.detach) return 0;
+  opts.onStarted?.(handle.pid);
+  return handle.waitExit();
+}
+
+function readProcessFile(file: string): Process {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new InvalidArgumentError(`--process ${file}: ${(err as Error).message}`, 'process');
+  }
+  return validateProcess(raw, 'process');
+}
+
+function processFromFlags(base: Process, opts: ExecOptions): Process {
+  if (!opts.args || opts.args.length === 0) throw new InvalidArgumentError('exec: args must not be empty', 'args');
+  const p: Process = structuredClone(base);
+  p.args = opts.args;
+  p.terminal = !!opts.tty;
+  delete p.consoleSize;
+  if (opts.cwd) p.cwd = opts.cwd;
+  if (opts.env?.length) p.env = mergeEnv(p.env ?? [], opts.env);
+  if (opts.user) p.user = { ...parseUser(opts.user), additionalGids: [] };
+  if (opts.noNewPrivs) p.noNewPrivileges = true;
+  if (opts.caps?.length) p.capabilities = addCaps(p.capabilities ?? {}, opts.caps);
+  return validateProcess(p, 'process');
+}
+
+function mergeEnv(base: string[], extra: string[]): string[] {
+  const key = (kv: string) => kv.split('=', 1)[0];
+  const override = new Set(extra.map(key));
+  return [...base.filter((kv) => !override.has(key(kv))), ...extra];
+}
+
+function parseUser(text: string): { uid: number; gid: number } {
+  const m = /^(\d+)(?::(\d+))?$/.exec(text);
+  if (!m) throw new InvalidArgumentError(`--user: expected UID[:GID] with numbers (got ${JSON.stringify(text)})`, 'user');
+  return { uid: Number(m[1]), gid: Number(m[2] ?? 0) };
+}
+
+function addCaps(caps: Capabilities, extra: string[]): Capabilities {
+  const add = (set?: string[]) => [...new Set([...(set ?? []), ...extra])];
+  return {
+    bounding: add(caps.bounding),
+    effective: add(caps.effective),
+    permitted: add(caps.permitted),
+    inheritable: add(caps.inheritable),
+    ambient: add(caps.ambient),
+  };
+}
