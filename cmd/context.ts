@@ -30,14 +30,14 @@ export function reportError(err: unknown): void {
 }
 
 /** Wraps a command handler: errors → one line + exit 1; a number result is the exit code. */
-export function action<A>(fn: (argv: A) => Promise<number | void>): (argv: A) => Promise<void> {
+export function action<A>(fn: (argv: A) => Promise<number | void>, errorCode = 1): (argv: A) => Promise<void> {
   return async (argv) => {
     try {
       const code = await fn(argv);
       process.exitCode = typeof code === 'number' ? code : 0;
     } catch (err) {
       reportError(err);
-      process.exitCode = 1;
+      process.exitCode = errorCode;
     }
   };
 }

@@ -37,6 +37,7 @@ export const execCommand: CommandModule<GlobalArgs, ExecArgs> = {
       .option('cap', { alias: 'c', type: 'string', array: true, requiresArg: true })
       .option('no-new-privs', { type: 'boolean' })
       .option('preserve-fds', { type: 'number', default: 0 }) as Argv<ExecArgs>,
+  // runc exits 255 when the exec itself fails (not the process): callers tell the two apart.
   handler: action(async (argv: ExecArgs) => {
     const stop = forwardSignals();
     try {
@@ -59,5 +60,5 @@ export const execCommand: CommandModule<GlobalArgs, ExecArgs> = {
     } finally {
       stop.dispose();
     }
-  }),
+  }, 255),
 };

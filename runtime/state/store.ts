@@ -43,7 +43,7 @@ export class StateStore {
       fs.mkdirSync(this.dir(id), { mode: 0o711 });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
-        throw new AlreadyExistsError(`container with id exists: ${id}`);
+        throw new AlreadyExistsError('container with given ID already exists');
       }
       throw err;
     }
