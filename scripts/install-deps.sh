@@ -27,6 +27,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# containerd 1.7 (trixie) side by side with bookworm's 1.6, for the shim's tests.
+./scripts/install-containerd17.sh >/dev/null
+
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 if [ "$node_major" -lt 20 ]; then
   echo "install-deps: vkernel needs Node.js 20 or newer (found: $(node --version 2>/dev/null || echo none))" >&2
