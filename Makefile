@@ -19,7 +19,18 @@ node_modules: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch node_modules
 
-native: build/vkinit build/vktest
+native: build/vkinit build/vktest build/vknative.node build/vkseccomp
+
+# seccomp profile compiler: flat plan on stdin -> BPF on stdout (runtime/seccomp/compile.ts)
+build/vkseccomp: runtime/seccomp/vkseccomp.c
+	@mkdir -p build
+	$(CC) $(CFLAGS) -o $@ $< -lseccomp
+
+# Node-API addon for the syscalls Node lacks (fd passing, subreaper, waitpid, mkfifo, winsize).
+NAPI_INCLUDE = node_modules/node-api-headers/include
+build/vknative.node: runtime/native/vknative.c node_modules
+	@mkdir -p build
+	$(CC) $(CFLAGS) -shared -fPIC -fvisibility=hidden -I$(NAPI_INCLUDE) -o $@ $<
 
 build/vkinit: $(INIT_SRCS) $(INIT_HDRS)
 	@mkdir -p build
@@ -51,7 +62,8 @@ install: all
 	cp -r dist package.json $(DESTDIR)$(LIBDIR)/
 	cd $(DESTDIR)$(LIBDIR) && npm ci --omit=dev --no-audit --no-fund --prefix . >/dev/null 2>&1 || cp -r $(CURDIR)/node_modules $(DESTDIR)$(LIBDIR)/
 	install -d $(DESTDIR)$(LIBDIR)/build
-	install -m 0755 build/vkinit $(DESTDIR)$(LIBDIR)/build/vkinit
+	install -m 0755 build/vkinit build/vkseccomp $(DESTDIR)$(LIBDIR)/build/
+	install -m 0644 build/vknative.node $(DESTDIR)$(LIBDIR)/build/
 	printf '#!/bin/sh\nexec node %s/dist/cmd/vkernel.js "$$@"\n' "$(LIBDIR)" > $(DESTDIR)$(PREFIX)/bin/vkernel
 	chmod 0755 $(DESTDIR)$(PREFIX)/bin/vkernel
 
