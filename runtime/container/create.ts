@@ -1,18 +1,21 @@
 // `create`: validate the bundle, claim the id, make the cgroup, run vkinit up to the exec
 // FIFO, persist state. Any failure undoes every step: no state dir, cgroup, process or
 // mount is left behind.
+import * as fs from 'node:fs';
 import * as os from 'node:os';
+import * as path from 'node:path';
 import { createCgroupManager } from '../cgroups/manager';
 import { CleanupStack } from '../cleanup';
 import type { RuntimeContext } from '../context';
-import { InvalidArgumentError } from '../errors';
+import { InvalidArgumentError, NotImplementedError } from '../errors';
 import { runHooks } from '../hooks';
 import { launchInit, type InitHandle } from '../init/channel';
 import { buildCreatePlan } from '../init/from-spec';
 import { OCI_VERSION } from '../paths';
+import { compileSeccomp } from '../seccomp/compile';
 import { loadBundle } from '../spec/load';
-import type { OciState } from '../spec/types';
-import { validateContainerId } from '../spec/validate';
+import type { OciState, Seccomp } from '../spec/types';
+import { checkSecurityModules, validateContainerId } from '../spec/validate';
 import { writeFileAtomic } from '../state/atomic';
 import { RECORD_VERSION, type ContainerRecord } from '../state/store';
 import { Container } from './container';
@@ -46,6 +49,7 @@ export async function create(ctx: RuntimeContext, opts: CreateOptions): Promise<
     throw new InvalidArgumentError(`--preserve-fds: must be a non-negative integer (got ${opts.preserveFds})`, 'preserve-fds');
   }
   const { bundle, spec } = loadBundle(opts.bundle);
+  checkSecurityModules(spec);
   const proc = spec.process!;
   if (proc.terminal && !opts.consoleSocket && !opts.wait) {
     throw new InvalidArgumentError('cannot allocate tty if vkernel will detach without setting console socket', 'console-socket');
@@ -64,6 +68,7 @@ export async function create(ctx: RuntimeContext, opts: CreateOptions): Promise<
     await cgroup.create(spec.linux?.resources);
     store.saveSpec(opts.id, spec);
 
+    const seccompBpf = await prepareSeccomp(ctx, opts.id, spec.linux?.seccomp);
     const plan = buildCreatePlan(spec, {
       bundle,
       execFifo: store.execFifo(opts.id),
@@ -75,6 +80,10 @@ export async function create(ctx: RuntimeContext, opts: CreateOptions): Promise<
       wait: !!opts.wait,
       capLastCap: ctx.sys.capLastCap(),
     });
+    if (seccompBpf) {
+      plan.seccompBpf = seccompBpf.path;
+      plan.seccompFlags = seccompBpf.flags;
+    }
 
     const record: ContainerRecord = {
       version: RECORD_VERSION,
@@ -130,4 +139,28 @@ export async function create(ctx: RuntimeContext, opts: CreateOptions): Promise<
     for (const f of failures) log.warn(`cleanup after failed create: ${f}`);
     throw err;
   }
+}
+
+/**
+ * Compiles (or takes from the cache) the container's filter and keeps a private copy in
+ * its state dir, so exec can apply the same filter and cache eviction cannot pull it away.
+ */
+async function prepareSeccomp(
+  ctx: RuntimeContext,
+  id: string,
+  seccomp: Seccomp | undefined,
+): Promise<{ path: string; flags: number } | undefined> {
+  if (!seccomp) return undefined;
+  const compiled = await compileSeccomp(seccomp, {
+    cacheDir: path.join(ctx.store.root, '.seccomp-cache'),
+    log: (m) => ctx.log.warn(m),
+  });
+  if (!compiled) return undefined;
+  if (compiled.notify) {
+    throw new NotImplementedError('linux.seccomp: SCMP_ACT_NOTIFY with listenerPath is not supported yet');
+  }
+  const dest = path.join(ctx.store.dir(id), 'seccomp.bpf');
+  fs.copyFileSync(compiled.bpfPath, dest);
+  fs.writeFileSync(path.join(ctx.store.dir(id), 'seccomp.flags'), String(compiled.flags));
+  return { path: dest, flags: compiled.flags };
 }

@@ -5,9 +5,11 @@ import { InvalidArgumentError } from '../errors';
 import { launchInit } from '../init/channel';
 import { buildExecPlan } from '../init/from-spec';
 import type { Capabilities, Process } from '../spec/types';
-import { validateProcess } from '../spec/validate';
+import { checkProcessSecurityModules, validateProcess } from '../spec/validate';
 import { writeFileAtomic } from '../state/atomic';
 import { Container } from './container';
+import * as path from 'node:path';
+import type { InitPlan } from '../init/plan-types';
 
 export interface ExecOptions {
   id: string;
@@ -34,6 +36,7 @@ export async function exec(ctx: RuntimeContext, opts: ExecOptions): Promise<numb
   await container.require('exec');
   const spec = container.spec();
   const proc = opts.processFile ? readProcessFile(opts.processFile) : processFromFlags(spec.process!, opts);
+  checkProcessSecurityModules(proc);
   if (proc.terminal && opts.detach && !opts.consoleSocket) {
     throw new InvalidArgumentError('cannot allocate tty if vkernel will detach without setting console socket', 'console-socket');
   }
@@ -46,6 +49,7 @@ export async function exec(ctx: RuntimeContext, opts: ExecOptions): Promise<numb
     wait: !opts.detach,
     capLastCap: ctx.sys.capLastCap(),
   });
+  applyContainerSeccomp(container, plan);
   const handle = await launchInit(plan, { stdio: opts.stdio, preserveFds: opts.preserveFds ?? 0 });
   if (opts.pidFile) writeFileAtomic(opts.pidFile, String(handle.pid), 0o644);
   if (opts.detach) return 0;
@@ -98,4 +102,13 @@ function addCaps(caps: Capabilities, extra: string[]): Capabilities {
     inheritable: add(caps.inheritable),
     ambient: add(caps.ambient),
   };
+}
+
+/** exec'd processes get the container's filter, as with runc (compiled at create). */
+function applyContainerSeccomp(container: Container, plan: InitPlan): void {
+  const dir = container.store.dir(container.id);
+  const bpf = path.join(dir, 'seccomp.bpf');
+  if (!fs.existsSync(bpf)) return;
+  plan.seccompBpf = bpf;
+  plan.seccompFlags = Number(fs.readFileSync(path.join(dir, 'seccomp.flags'), 'utf8'));
 }
