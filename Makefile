@@ -8,6 +8,12 @@ LIBDIR = $(PREFIX)/lib/vkernel
 INIT_SRCS := $(wildcard runtime/init/*.c)
 INIT_HDRS := $(wildcard runtime/init/*.h)
 
+# Regenerates proto/bundle.json and proto/types.ts from proto/*.proto (both committed).
+.PHONY: proto
+proto: node_modules
+	npx tsc -p proto/tsconfig.json
+	node dist/proto/generate.js
+
 .PHONY: all ts native fixtures test test-unit test-integration bench install uninstall clean
 
 all: ts native
@@ -62,6 +68,7 @@ install: all
 	cp -r dist package.json $(DESTDIR)$(LIBDIR)/
 	cd $(DESTDIR)$(LIBDIR) && npm ci --omit=dev --no-audit --no-fund --prefix . >/dev/null 2>&1 || cp -r $(CURDIR)/node_modules $(DESTDIR)$(LIBDIR)/
 	install -d $(DESTDIR)$(LIBDIR)/build
+	install -D -m 0644 proto/bundle.json $(DESTDIR)$(LIBDIR)/proto/bundle.json
 	install -m 0755 build/vkinit build/vkseccomp $(DESTDIR)$(LIBDIR)/build/
 	install -m 0644 build/vknative.node $(DESTDIR)$(LIBDIR)/build/
 	printf '#!/bin/sh\nexec node %s/dist/cmd/vkernel.js "$$@"\n' "$(LIBDIR)" > $(DESTDIR)$(PREFIX)/bin/vkernel

@@ -1,5 +1,5 @@
 // Typed errors with stable codes. The CLI prints `message`; the shim maps `code` to a
-// ttrpc/gRPC status in exactly one place (shim/errors.ts). Messages are lower-case, no
+// ttrpc/gRPC status in exactly one place (shim/ttrpc/status.ts). Messages are lower-case, no
 // trailing period, and name the field and value that were wrong.
 
 export type ErrorCode =
