@@ -18,7 +18,6 @@ export async function main(argv: string[]): Promise<void> {
     .option('log-format', { type: 'string', default: 'text', choices: ['text', 'json'] })
     .option('debug', { type: 'boolean', describe: 'debug logging' })
     .option('systemd-cgroup', { type: 'boolean', describe: 'manage cgroups through systemd' })
-    .option('rootless', { type: 'string', hidden: true })
     .option('criu', { type: 'string', hidden: true })
     .command(createCommand)
     .command(startCommand)
@@ -32,7 +31,7 @@ export async function main(argv: string[]): Promise<void> {
     .command(featuresCommand)
     .command(specCommand)
     .version(`vkernel version ${VKERNEL_VERSION}\nspec: ${OCI_VERSION}`)
-    .parserConfiguration({ 'halt-at-non-option': false, 'populate--': false })
+    .parserConfiguration({ 'boolean-negation': false, 'populate--': false })
     .demandCommand(1, 'a command is required')
     .strict()
     .fail((msg, err) => {

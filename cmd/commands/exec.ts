@@ -32,9 +32,9 @@ export const execCommand: CommandModule<GlobalArgs, ExecArgs> = {
       .option('pid-file', { type: 'string' })
       .option('console-socket', { type: 'string' })
       .option('cwd', { type: 'string' })
-      .option('env', { alias: 'e', type: 'string', array: true, requiresArg: true })
+      .option('env', { alias: 'e', type: 'string', array: true, nargs: 1 })
       .option('user', { alias: 'u', type: 'string', describe: 'UID[:GID]' })
-      .option('cap', { alias: 'c', type: 'string', array: true, requiresArg: true })
+      .option('cap', { alias: 'c', type: 'string', array: true, nargs: 1 })
       .option('no-new-privs', { type: 'boolean' })
       .option('preserve-fds', { type: 'number', default: 0 }) as Argv<ExecArgs>,
   // runc exits 255 when the exec itself fails (not the process): callers tell the two apart.

@@ -23,10 +23,10 @@ export const specCommand: CommandModule<GlobalArgs, SpecArgs> = {
   builder: (y) =>
     y
       .option('bundle', { alias: 'b', type: 'string', default: '.' })
-      .option('rootless', { type: 'boolean', describe: 'a spec for a rootless container' }) as Argv<SpecArgs>,
+      .option('rootless', { type: 'boolean', describe: 'a spec for a rootless container', hidden: false }) as Argv<SpecArgs>,
   handler: action(async (argv: SpecArgs) => {
     const file = path.join(argv.bundle, 'config.json');
     if (fs.existsSync(file)) throw new AlreadyExistsError('File config.json exists. Remove it first.');
-    fs.writeFileSync(file, JSON.stringify(defaultSpec({ rootless: argv.rootless }), null, '\t') + '\n', { mode: 0o666 });
+    fs.writeFileSync(file, JSON.stringify(defaultSpec({ rootless: argv.rootless }), null, '\t'), { mode: 0o666 });
   }),
 };
