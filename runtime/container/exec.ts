@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import type { RuntimeContext } from '../context';
 import { InvalidArgumentError } from '../errors';
-import { launchInit } from '../init/channel';
+import { launchInit, type InitHandle } from '../init/channel';
 import { buildExecPlan } from '../init/from-spec';
 import type { Capabilities, Process } from '../spec/types';
 import { checkProcessSecurityModules, validateProcess } from '../spec/validate';
@@ -13,7 +13,9 @@ import type { InitPlan } from '../init/plan-types';
 
 export interface ExecOptions {
   id: string;
-  /** A process.json file, as --process; otherwise built from the fields below. */
+  /** An OCI process object (the shim's Exec); otherwise --process or the fields below. */
+  process?: Process;
+  /** A process.json file, as --process. */
   processFile?: string;
   args?: string[];
   tty?: boolean;
@@ -32,10 +34,26 @@ export interface ExecOptions {
 
 /** Returns the process's exit code, or 0 once it runs when detached. */
 export async function exec(ctx: RuntimeContext, opts: ExecOptions): Promise<number> {
+  const handle = await spawnExec(ctx, opts);
+  if (opts.detach) return 0;
+  opts.onStarted?.(handle.pid);
+  return handle.waitExit();
+}
+
+/**
+ * Starts the process and returns once it runs (its execve succeeded). With `detach` the
+ * process is reparented to our subreaper (the shim) or init; otherwise vkinit stays as
+ * its parent and `waitExit` gives its exit code.
+ */
+export async function spawnExec(ctx: RuntimeContext, opts: ExecOptions): Promise<InitHandle> {
   const container = Container.load(ctx.store, opts.id, ctx.sys);
   await container.require('exec');
   const spec = container.spec();
-  const proc = opts.processFile ? readProcessFile(opts.processFile) : processFromFlags(spec.process!, opts);
+  const proc = opts.process
+    ? validateProcess(opts.process, 'process')
+    : opts.processFile
+      ? readProcessFile(opts.processFile)
+      : processFromFlags(spec.process!, opts);
   checkProcessSecurityModules(proc);
   if (proc.terminal && opts.detach && !opts.consoleSocket) {
     throw new InvalidArgumentError('cannot allocate tty if vkernel will detach without setting console socket', 'console-socket');
@@ -52,9 +70,7 @@ export async function exec(ctx: RuntimeContext, opts: ExecOptions): Promise<numb
   applyContainerSeccomp(container, plan);
   const handle = await launchInit(plan, { stdio: opts.stdio, preserveFds: opts.preserveFds ?? 0 });
   if (opts.pidFile) writeFileAtomic(opts.pidFile, String(handle.pid), 0o644);
-  if (opts.detach) return 0;
-  opts.onStarted?.(handle.pid);
-  return handle.waitExit();
+  return handle;
 }
 
 function readProcessFile(file: string): Process {

@@ -1,0 +1,28 @@
+// update: change the resource limits of a live container. The new values are merged into
+// the stored spec so later readers (exec, the vkernel view) see the limits in force.
+import type { RuntimeContext } from '../context';
+import type { LinuxResources } from '../spec/types';
+import { writeFileAtomic } from '../state/atomic';
+import * as path from 'node:path';
+import { Container } from './container';
+
+export async function update(ctx: RuntimeContext, id: string, resources: LinuxResources): Promise<void> {
+  const container = Container.load(ctx.store, id, ctx.sys);
+  await container.require('update');
+  await container.cgroup().update(resources);
+  const spec = container.spec();
+  spec.linux ??= {};
+  spec.linux.resources = mergeResources(spec.linux.resources ?? {}, resources);
+  writeFileAtomic(path.join(ctx.store.dir(id), 'config.json'), JSON.stringify(spec));
+}
+
+/** Field-wise merge, one level deep per controller, as runc's update does. */
+export function mergeResources(base: LinuxResources, change: LinuxResources): LinuxResources {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(change)) {
+    if (v === undefined) continue;
+    const old = out[k];
+    out[k] = v && typeof v === 'object' && !Array.isArray(v) && old && typeof old === 'object' && !Array.isArray(old) ? { ...old, ...v } : v;
+  }
+  return out as LinuxResources;
+}

@@ -1,0 +1,20 @@
+// The runtime library's public surface: what the CLI and the shim call in-process.
+export { makeContext, type RuntimeContext } from './context';
+export { Container } from './container/container';
+export type { Status } from './container/status';
+export { create, type CreateOptions, type Created } from './container/create';
+export { start } from './container/start';
+export { run, type RunOptions } from './container/run';
+export { kill } from './container/kill';
+export { deleteContainer, destroy } from './container/delete';
+export { exec, spawnExec, type ExecOptions } from './container/exec';
+export { pause, resume } from './container/pause';
+export { update, mergeResources } from './container/update';
+export { stats } from './container/stats';
+export { state } from './container/state';
+export { list } from './container/list';
+export { containerPids } from './container/ps';
+export * from './errors';
+export { Logger } from './log';
+export type { InitHandle } from './init/channel';
+export type * from './spec/types';
