@@ -6,6 +6,7 @@ import { createCommand } from './commands/create';
 import { execCommand } from './commands/exec';
 import { featuresCommand, specCommand } from './commands/info';
 import { deleteCommand, killCommand, listCommand, psCommand, startCommand, stateCommand } from './commands/lifecycle';
+import { eventsCommand, pauseCommand, resumeCommand, updateCommand } from './commands/resources';
 import { runCommand } from './commands/run';
 import { reportError } from './context';
 
@@ -28,6 +29,10 @@ export async function main(argv: string[]): Promise<void> {
     .command(listCommand)
     .command(psCommand)
     .command(execCommand)
+    .command(pauseCommand)
+    .command(resumeCommand)
+    .command(updateCommand)
+    .command(eventsCommand)
     .command(featuresCommand)
     .command(specCommand)
     .version(`vkernel version ${VKERNEL_VERSION}\nspec: ${OCI_VERSION}`)
@@ -43,6 +48,11 @@ export async function main(argv: string[]): Promise<void> {
 }
 
 if (require.main === module) {
+  // A reader that goes away (`vkernel events | head`) ends us quietly, as it does runc.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
   main(process.argv.slice(2)).catch((err) => {
     reportError(err);
     process.exitCode = 1;

@@ -1,0 +1,152 @@
+// pause, resume, update and events: the resource verbs.
+import * as fs from 'node:fs';
+import type { Argv, CommandModule } from 'yargs';
+import { Container } from '../../runtime/container/container';
+import { pause, resume } from '../../runtime/container/pause';
+import { stats } from '../../runtime/container/stats';
+import { update } from '../../runtime/container/update';
+import { InvalidArgumentError } from '../../runtime/errors';
+import type { LinuxResources } from '../../runtime/spec/types';
+import { action, contextFrom, type GlobalArgs } from '../context';
+
+type IdArgs = GlobalArgs & { id: string };
+
+export const pauseCommand: CommandModule<GlobalArgs, IdArgs> = {
+  command: 'pause <id>',
+  describe: 'suspend all processes in the container',
+  builder: (y) => y.positional('id', { type: 'string' }) as Argv<IdArgs>,
+  handler: action(async (argv: IdArgs) => {
+    await pause(contextFrom(argv), argv.id);
+  }),
+};
+
+export const resumeCommand: CommandModule<GlobalArgs, IdArgs> = {
+  command: 'resume <id>',
+  describe: 'resume all processes of a paused container',
+  builder: (y) => y.positional('id', { type: 'string' }) as Argv<IdArgs>,
+  handler: action(async (argv: IdArgs) => {
+    await resume(contextFrom(argv), argv.id);
+  }),
+};
+
+const UPDATE_FLAGS = {
+  'memory': 'memory limit in bytes (k, m, g suffixes; -1 for unlimited)',
+  'memory-reservation': 'memory soft limit',
+  'memory-swap': 'memory plus swap limit (-1 for unlimited)',
+  'kernel-memory': 'ignored, as by runc on current kernels',
+  'kernel-memory-tcp': 'ignored',
+  'cpu-shares': 'relative CPU weight',
+  'cpu-quota': 'CFS quota in microseconds per period',
+  'cpu-period': 'CFS period in microseconds',
+  'cpu-rt-runtime': 'realtime runtime in microseconds',
+  'cpu-rt-period': 'realtime period in microseconds',
+  'cpuset-cpus': 'CPUs the container may use (e.g. 0-1)',
+  'cpuset-mems': 'memory nodes the container may use',
+  'pids-limit': 'maximum number of tasks',
+  'blkio-weight': 'block IO weight (10-1000)',
+} as const;
+
+type UpdateArgs = IdArgs & { resources?: string } & Partial<Record<keyof typeof UPDATE_FLAGS, string>>;
+
+export const updateCommand: CommandModule<GlobalArgs, UpdateArgs> = {
+  command: 'update <id>',
+  describe: 'update the resource limits of a container',
+  builder: (y) => {
+    let b = y.positional('id', { type: 'string' }).option('resources', {
+      alias: 'r',
+      type: 'string',
+      describe: 'a LinuxResources JSON file, or - for stdin',
+    });
+    for (const [name, describe] of Object.entries(UPDATE_FLAGS)) b = b.option(name, { type: 'string', describe });
+    return b as Argv<UpdateArgs>;
+  },
+  handler: action(async (argv: UpdateArgs) => {
+    await update(contextFrom(argv), argv.id, resourcesFromArgs(argv));
+  }),
+};
+
+/** --resources gives the whole object; the flags then override single fields, as runc does. */
+export function resourcesFromArgs(argv: UpdateArgs): LinuxResources {
+  let r: LinuxResources = {};
+  if (argv.resources) {
+    const text = fs.readFileSync(argv.resources === '-' ? 0 : argv.resources, 'utf8');
+    try {
+      r = JSON.parse(text) as LinuxResources;
+    } catch (err) {
+      throw new InvalidArgumentError(`--resources: invalid json: ${(err as Error).message}`, 'resources');
+    }
+    if (!r || typeof r !== 'object' || Array.isArray(r)) throw new InvalidArgumentError('--resources: must be a JSON object', 'resources');
+  }
+  const mem = (r.memory ??= {});
+  const cpu = (r.cpu ??= {});
+  if (argv.memory !== undefined) mem.limit = parseBytes('memory', argv.memory);
+  if (argv['memory-reservation'] !== undefined) mem.reservation = parseBytes('memory-reservation', argv['memory-reservation']);
+  if (argv['memory-swap'] !== undefined) mem.swap = parseBytes('memory-swap', argv['memory-swap']);
+  if (argv['cpu-shares'] !== undefined) cpu.shares = parseInteger('cpu-shares', argv['cpu-shares']);
+  if (argv['cpu-quota'] !== undefined) cpu.quota = parseInteger('cpu-quota', argv['cpu-quota']);
+  if (argv['cpu-period'] !== undefined) cpu.period = parseInteger('cpu-period', argv['cpu-period']);
+  if (argv['cpu-rt-runtime'] !== undefined) cpu.realtimeRuntime = parseInteger('cpu-rt-runtime', argv['cpu-rt-runtime']);
+  if (argv['cpu-rt-period'] !== undefined) cpu.realtimePeriod = parseInteger('cpu-rt-period', argv['cpu-rt-period']);
+  if (argv['cpuset-cpus'] !== undefined) cpu.cpus = argv['cpuset-cpus'];
+  if (argv['cpuset-mems'] !== undefined) cpu.mems = argv['cpuset-mems'];
+  if (argv['pids-limit'] !== undefined) r.pids = { limit: parseInteger('pids-limit', argv['pids-limit']) };
+  if (argv['blkio-weight'] !== undefined) r.blockIO = { ...r.blockIO, weight: parseInteger('blkio-weight', argv['blkio-weight']) };
+  if (Object.keys(mem).length === 0) delete r.memory;
+  if (Object.keys(cpu).length === 0) delete r.cpu;
+  return r;
+}
+
+function parseInteger(flag: string, text: string): number {
+  if (!/^-?\d+$/.test(text.trim())) throw new InvalidArgumentError(`--${flag}: not an integer: ${JSON.stringify(text)}`, flag);
+  return Number(text);
+}
+
+const UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
+
+export function parseBytes(flag: string, text: string): number {
+  const m = /^(-1|\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?$/i.exec(text.trim());
+  if (!m) throw new InvalidArgumentError(`--${flag}: not a size: ${JSON.stringify(text)} (use e.g. 268435456, 256m, 1g)`, flag);
+  if (m[1] === '-1') return -1;
+  return Math.round(Number(m[1]) * UNITS[m[2].toLowerCase()]);
+}
+
+type EventsArgs = IdArgs & { stats?: boolean; interval: string };
+
+export const eventsCommand: CommandModule<GlobalArgs, EventsArgs> = {
+  command: 'events <id>',
+  describe: 'print container stats (--stats once) or stream stats and OOM events',
+  builder: (y) =>
+    y
+      .positional('id', { type: 'string' })
+      .option('stats', { type: 'boolean', describe: 'print stats once and exit' })
+      .option('interval', { type: 'string', default: '5s', describe: 'stats interval (e.g. 1s, 500ms)' }) as Argv<EventsArgs>,
+  handler: action(async (argv: EventsArgs) => {
+    const ctx = contextFrom(argv);
+    const print = (type: string, data?: unknown) =>
+      process.stdout.write(JSON.stringify(data === undefined ? { type, id: argv.id } : { type, id: argv.id, data }) + '\n');
+    if (argv.stats) {
+      print('stats', await stats(ctx, argv.id));
+      return;
+    }
+    const intervalMs = parseDuration(argv.interval);
+    const container = Container.load(ctx.store, argv.id, ctx.sys);
+    const stop = new AbortController();
+    const oom = (async () => {
+      for await (const ev of container.cgroup().oomEvents({ signal: stop.signal })) print(ev.kind === 'oom_kill' ? 'oom' : ev.kind);
+    })().catch(() => undefined);
+    while ((await container.status()) !== 'stopped') {
+      print('stats', await container.cgroup().stats());
+      await new Promise((r) => setTimeout(r, intervalMs));
+    }
+    // Let a final OOM notification out before we go.
+    await new Promise((r) => setTimeout(r, 300));
+    stop.abort();
+    await oom;
+  }),
+};
+
+export function parseDuration(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
+  if (!m || Number(m[1]) <= 0) throw new InvalidArgumentError(`--interval: not a duration: ${JSON.stringify(text)} (use e.g. 5s, 500ms)`, 'interval');
+  return Number(m[1]) * (m[2] === 'ms' ? 1 : m[2] === 'm' ? 60000 : 1000);
+}
