@@ -51,8 +51,9 @@ build/vktest: test/payload/vktest.c
 fixtures: all
 	node dist/test/fixtures/build-image.js --out build/fixtures
 
+# The last line is the plain 'N passed, N failed, N skipped' summary; the exit code is jest's.
 test: all fixtures
-	npx jest --ci
+	npx jest --ci --json --outputFile=build/jest-results.json; rc=$$?; node scripts/test-summary.js build/jest-results.json || rc=1; exit $$rc
 
 test-unit: all
 	npx jest --ci --selectProjects unit

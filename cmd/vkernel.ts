@@ -9,8 +9,10 @@ import { deleteCommand, killCommand, listCommand, psCommand, startCommand, state
 import { eventsCommand, pauseCommand, resumeCommand, updateCommand } from './commands/resources';
 import { runCommand } from './commands/run';
 import { reportError } from './context';
+import { trace } from '../runtime/trace';
 
 export async function main(argv: string[]): Promise<void> {
+  trace('cli modules loaded');
   await yargs(argv)
     .scriptName('vkernel')
     .usage('vkernel [global options] <command> [options]')

@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { createCgroupManager } from '../cgroups/manager';
 import { CleanupStack } from '../cleanup';
 import type { RuntimeContext } from '../context';
+import { trace } from '../trace';
 import { InvalidArgumentError, NotImplementedError } from '../errors';
 import { runHooks } from '../hooks';
 import { launchInit, type InitHandle } from '../init/channel';
@@ -35,6 +36,8 @@ export interface CreateOptions {
   wait?: boolean;
   /** Foreground run with a terminal and no console socket: vkinit proxies the pty. */
   detach?: boolean;
+  /** Told the init's host pid as soon as vkinit reports it (the shim's reaper watches it from then on). */
+  onPid?: (pid: number) => void;
 }
 
 export interface Created {
@@ -49,6 +52,7 @@ export async function create(ctx: RuntimeContext, opts: CreateOptions): Promise<
     throw new InvalidArgumentError(`--preserve-fds: must be a non-negative integer (got ${opts.preserveFds})`, 'preserve-fds');
   }
   const { bundle, spec } = loadBundle(opts.bundle);
+  trace('spec loaded');
   checkSecurityModules(spec);
   const proc = spec.process!;
   if (proc.terminal && !opts.consoleSocket && !opts.wait) {
@@ -66,9 +70,11 @@ export async function create(ctx: RuntimeContext, opts: CreateOptions): Promise<
     const cgroup = createCgroupManager({ id: opts.id, cgroupsPath: spec.linux?.cgroupsPath, systemd: ctx.systemdCgroup });
     undo.push('remove cgroup', () => cgroup.destroy());
     await cgroup.create(spec.linux?.resources);
+    trace('cgroup created');
     store.saveSpec(opts.id, spec);
 
     const seccompBpf = await prepareSeccomp(ctx, opts.id, spec.linux?.seccomp);
+    trace('seccomp ready');
     const plan = buildCreatePlan(spec, {
       bundle,
       execFifo: store.execFifo(opts.id),
@@ -80,6 +86,7 @@ export async function create(ctx: RuntimeContext, opts: CreateOptions): Promise<
       wait: !!opts.wait,
       capLastCap: ctx.sys.capLastCap(),
     });
+    trace('plan built');
     if (seccompBpf) {
       plan.seccompBpf = seccompBpf.path;
       plan.seccompFlags = seccompBpf.flags;
@@ -119,6 +126,7 @@ export async function create(ctx: RuntimeContext, opts: CreateOptions): Promise<
           ctx.sys.kill(pid, 9);
           await waitGone(ctx.sys, pid, record.pidStartTime, 5000);
         });
+        opts.onPid?.(pid);
       },
       onHooks: plan.syncHooks
         ? async (pid) => {
@@ -130,6 +138,7 @@ export async function create(ctx: RuntimeContext, opts: CreateOptions): Promise<
         : undefined,
     });
     store.save(record);
+    trace('init ready, state saved');
     if (opts.pidFile) writeFileAtomic(opts.pidFile, String(record.pid), 0o644);
     undo.release();
     log.debug(`created container ${opts.id} with init pid ${record.pid}`);

@@ -1,6 +1,7 @@
 // `delete`: a stopped (or created) container is removed; a running or paused one only with
 // `force`, which kills everything in it first. Poststop hooks run once the init is gone.
 import type { RuntimeContext } from '../context';
+import { trace } from '../trace';
 import { runHooksWarnOnly } from '../hooks';
 import { Container } from './container';
 import { waitGone } from './wait';
@@ -22,6 +23,7 @@ export async function destroy(ctx: RuntimeContext, container: Container, status?
     await cgroup.killAll(9).catch(() => undefined);
     if (rec.pid) ctx.sys.kill(rec.pid, 9);
     await waitGone(ctx.sys, rec.pid, rec.pidStartTime, 10000);
+    trace('processes gone');
   }
   let spec;
   try {
@@ -31,5 +33,6 @@ export async function destroy(ctx: RuntimeContext, container: Container, status?
   }
   await runHooksWarnOnly(spec?.hooks, 'poststop', container.ociState('stopped'), (m) => ctx.log.warn(m));
   await cgroup.destroy();
+  trace('cgroup removed');
   ctx.store.remove(container.id);
 }

@@ -30,6 +30,8 @@ export interface ExecOptions {
   preserveFds?: number;
   stdio?: Array<'inherit' | 'ignore' | number>;
   onStarted?: (pid: number) => void;
+  /** Told the process's host pid as soon as vkinit reports it, before it can exit unseen. */
+  onPid?: (pid: number) => void;
 }
 
 /** Returns the process's exit code, or 0 once it runs when detached. */
@@ -68,7 +70,7 @@ export async function spawnExec(ctx: RuntimeContext, opts: ExecOptions): Promise
     capLastCap: ctx.sys.capLastCap(),
   });
   applyContainerSeccomp(container, plan);
-  const handle = await launchInit(plan, { stdio: opts.stdio, preserveFds: opts.preserveFds ?? 0 });
+  const handle = await launchInit(plan, { stdio: opts.stdio, preserveFds: opts.preserveFds ?? 0, onPid: opts.onPid });
   if (opts.pidFile) writeFileAtomic(opts.pidFile, String(handle.pid), 0o644);
   return handle;
 }

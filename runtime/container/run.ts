@@ -3,6 +3,7 @@ import type { RuntimeContext } from '../context';
 import { create, type CreateOptions } from './create';
 import { destroy } from './delete';
 import { start } from './start';
+import { trace } from '../trace';
 
 export interface RunOptions extends CreateOptions {
   detach?: boolean;
@@ -23,6 +24,7 @@ export async function run(ctx: RuntimeContext, opts: RunOptions): Promise<number
   if (detach) return 0;
   opts.onStarted?.(container.record.pid);
   const code = await init.waitExit();
+  trace('workload exited');
   await destroy(ctx, container);
   return code;
 }

@@ -1,6 +1,7 @@
 // `start`: release the init blocked on the exec FIFO, then run poststart hooks.
 import * as fs from 'node:fs';
 import type { RuntimeContext } from '../context';
+import { trace } from '../trace';
 import { FailedPreconditionError } from '../errors';
 import { runHooksWarnOnly } from '../hooks';
 import { Container } from './container';
@@ -11,6 +12,7 @@ export async function start(ctx: RuntimeContext, id: string): Promise<Container>
   const container = Container.load(ctx.store, id, ctx.sys);
   await container.require('start');
   await releaseExecFifo(container);
+  trace('exec fifo released');
   await runHooksWarnOnly(container.spec().hooks, 'poststart', container.ociState('running'), (m) => ctx.log.warn(m));
   return container;
 }
