@@ -5,6 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { PACKAGE_ROOT } from '../runtime/paths';
 import { hyperfine, printTable } from './hyperfine';
+import { phaseBreakdown, printPhases } from './phases';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 30);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 3);
@@ -23,7 +24,7 @@ function main(): void {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'vkbench-'));
   try {
     const bundle = makeBundle(path.join(work, 'bundle'));
-    const cli = `${process.execPath} ${path.join(PACKAGE_ROOT, 'dist', 'cmd', 'vkernel.js')}`;
+    const cli = `${process.execPath} ${path.join(PACKAGE_ROOT, 'build', 'vkernel-launch.js')}`;
     console.log(`# vkernel benchmarks — ${os.hostname()}, ${os.cpus().length} CPUs, node ${process.version}, ${RUNS} runs each`);
     const main = hyperfine(
       [
@@ -40,6 +41,7 @@ function main(): void {
       wrap: ['unshare', '-m', '--propagation', 'private', 'sh', '-c', 'umount /sys/fs/cgroup/unified 2>/dev/null; exec "$0" "$@"'],
     });
     printTable('OCI runtime: run a busybox bundle executing /bin/true', [...main, ...crun], 'runc run /bin/true');
+    printPhases(phaseBreakdown(cli, bundle, work, RUNS));
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }

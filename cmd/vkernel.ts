@@ -13,6 +13,11 @@ import { trace } from '../runtime/trace';
 
 export async function main(argv: string[]): Promise<void> {
   trace('cli modules loaded');
+  // A reader that goes away (`vkernel events | head`) ends us quietly, as it does runc.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
   await yargs(argv)
     .scriptName('vkernel')
     .usage('vkernel [global options] <command> [options]')
@@ -50,11 +55,6 @@ export async function main(argv: string[]): Promise<void> {
 }
 
 if (require.main === module) {
-  // A reader that goes away (`vkernel events | head`) ends us quietly, as it does runc.
-  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'EPIPE') process.exit(0);
-    throw err;
-  });
   main(process.argv.slice(2)).catch((err) => {
     reportError(err);
     process.exitCode = 1;

@@ -1,7 +1,24 @@
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-/** The package root: dist/runtime/paths.js lives two levels below it. */
-export const PACKAGE_ROOT = path.resolve(__dirname, '..', '..');
+/**
+ * The package root (where package.json and build/ live). Found by walking up from this
+ * file, so it is right for dist/runtime/paths.js, for a bundle in build/, and for an
+ * installed copy under $PREFIX/lib/vkernel.
+ */
+export const PACKAGE_ROOT = findPackageRoot(__dirname);
+
+function findPackageRoot(start: string): string {
+  for (let dir = start; ; dir = path.dirname(dir)) {
+    if (fs.existsSync(path.join(dir, 'package.json')) && fs.existsSync(path.join(dir, 'build'))) return dir;
+    if (path.dirname(dir) === dir) return path.resolve(start, '..', '..');
+  }
+}
+
+/** A helper binary built into build/ (vkinit, vkseccomp, ...), overridable for tests. */
+export function buildPath(name: string): string {
+  return path.join(PACKAGE_ROOT, 'build', name);
+}
 
 /** runc's default is /run/runc; ours mirrors it. */
 export const DEFAULT_ROOT = '/run/vkernel';

@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as protobuf from 'protobufjs/light';
 import { InvalidArgumentError } from '../runtime/errors';
+import { PACKAGE_ROOT } from '../runtime/paths';
 import type { ProtoServiceName, ProtoServices, ProtoTypeName, ProtoTypes } from '../proto/types';
 
 export type { ProtoServiceName, ProtoServices, ProtoTypeName, ProtoTypes } from '../proto/types';
@@ -28,8 +29,8 @@ export type Timestamp = ProtoTypes['google.protobuf.Timestamp'];
 /** containerd.v1.types.Status, the task/process state in State and Tasks.Get. */
 export const TaskStatus = { UNKNOWN: 0, CREATED: 1, RUNNING: 2, STOPPED: 3, PAUSED: 4, PAUSING: 5 } as const;
 
-/** Where `make proto` writes the bundle: <package root>/proto/bundle.json (from dist/shim/). */
-export const DEFAULT_BUNDLE_PATH = path.resolve(__dirname, '..', '..', 'proto', 'bundle.json');
+/** Where `make proto` writes the bundle: <package root>/proto/bundle.json. */
+export const DEFAULT_BUNDLE_PATH = path.join(PACKAGE_ROOT, 'proto', 'bundle.json');
 
 const TO_OBJECT: protobuf.IConversionOptions = { longs: Number, defaults: true };
 

@@ -6,6 +6,7 @@ import type { Socket } from 'net';
 import { constants as osConstants } from 'os';
 import * as path from 'path';
 import { FailedPreconditionError, InitStepError, InternalError } from '../errors';
+import { buildPath } from '../paths';
 import { encodePlan, frame } from './plan';
 import type { InitPlan } from './plan-types';
 
@@ -20,6 +21,12 @@ export interface LaunchOptions {
   onPid?: (pid: number) => void | Promise<void>;
   /** plan.syncHooks: run runtime-namespace hooks, return the OCI state JSON; throwing sends `abort`. */
   onHooks?: (pid: number) => Promise<string>;
+  /**
+   * plan.seccompListener (required then): the JSON the seccomp agent receives with the
+   * listener fd (runtime/seccomp/agent-message.ts), for the container process `pid`.
+   * Called after onPid; throwing sends `abort`.
+   */
+  seccompAgentMessage?: (pid: number) => string | Promise<string>;
 }
 
 export interface InitHandle {
@@ -30,7 +37,7 @@ export interface InitHandle {
 
 /** build/vkinit of this package (dist/runtime/init -> ../../../build), or $VKERNEL_INIT. */
 export function resolveVkinit(): string {
-  return process.env.VKERNEL_INIT || path.resolve(__dirname, '..', '..', '..', 'build', 'vkinit');
+  return process.env.VKERNEL_INIT || buildPath('vkinit');
 }
 
 const ERROR_LINE = /^error (\S+) (-?\d+) ?(.*)$/;
@@ -118,6 +125,18 @@ class InitSession {
             // EOF makes vkinit kill the container and exit; a container that already
             // reported ready is killed in onClose.
             this.sock.destroy();
+          }
+        }
+        if (this.plan.seccompListener !== undefined && this.failure === undefined) {
+          // vkinit holds the container until it has the agent's message.
+          try {
+            if (!this.opts.seccompAgentMessage) {
+              throw new InternalError('launchInit: plan.seccompListener needs opts.seccompAgentMessage');
+            }
+            this.send(`seccomp\n${await this.opts.seccompAgentMessage(this.pid)}`);
+          } catch (e) {
+            this.failure = e;
+            this.send('abort');
           }
         }
         return;

@@ -14,6 +14,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { FailedPreconditionError, InternalError, InvalidArgumentError } from '../errors';
+import { buildPath } from '../paths';
 import { Seccomp } from '../spec/types';
 import {
   ACTIONS,
@@ -65,7 +66,7 @@ export interface SeccompProbe {
 
 /** build/vkseccomp next to dist/ (dist/runtime/seccomp -> ../../../build), or $VKERNEL_SECCOMP. */
 export function seccompCompilerPath(): string {
-  return process.env.VKERNEL_SECCOMP || path.resolve(__dirname, '..', '..', '..', 'build', 'vkseccomp');
+  return process.env.VKERNEL_SECCOMP || buildPath('vkseccomp');
 }
 
 /** The cache key: sha256 over the compiler's identity and the plan text. */
