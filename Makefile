@@ -5,12 +5,15 @@ CC ?= gcc
 CFLAGS ?= -O2 -g -Wall -Wextra -Werror=implicit-function-declaration -D_GNU_SOURCE
 LIBDIR = $(PREFIX)/lib/vkernel
 
+NODE ?= $(shell command -v node)
+LAUNCHER_FLAGS = -DVK_NODE='"$(NODE)"' -DVK_MANAGER_SOCKET='"/run/vkernel/shim-manager.sock"'
+
 INIT_SRCS := $(wildcard runtime/init/*.c)
 INIT_HDRS := $(wildcard runtime/init/*.h)
 
 # Regenerates proto/bundle.json and proto/types.ts from proto/*.proto (both committed).
 .PHONY: proto
-proto: node_modules
+proto: | node_modules
 	npx tsc -p proto/tsconfig.json
 	node dist/proto/generate.js
 
@@ -28,14 +31,29 @@ build/vkernel.js: ts
 build/vkernel-launch.js: cmd/launch/cached-loader.js
 	install -m 0755 $< $@
 
-ts: node_modules
+ts: | node_modules
 	npx tsc -p tsconfig.json
 
 node_modules: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch node_modules
 
-native: build/vkinit build/vktest build/vknative.node build/vkseccomp
+native: build/vkinit build/vktest build/vknative.node build/vkseccomp build/containerd-shim-vkernel-v2 build/revision
+
+# The binary containerd runs: forwards the action to the shim manager, or execs the Node
+# cold path when none answers. No logic of its own; node and the package root are baked in.
+build/containerd-shim-vkernel-v2: shim/launcher/launcher.c
+	@mkdir -p build
+	$(CC) $(CFLAGS) $(LAUNCHER_FLAGS) -DVK_PKGROOT='"$(CURDIR)"' -o $@ $<
+build/containerd-shim-vkernel-v2.install: shim/launcher/launcher.c
+	@mkdir -p build
+	$(CC) $(CFLAGS) $(LAUNCHER_FLAGS) -DVK_PKGROOT='"$(LIBDIR)"' -o $@ $<
+# The revision shown by -v and -info.
+build/revision: FORCE
+	@mkdir -p build
+	@git rev-parse --short=12 HEAD 2>/dev/null > $@.tmp || : > $@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+.PHONY: FORCE
 
 # seccomp profile compiler: flat plan on stdin -> BPF on stdout (runtime/seccomp/compile.ts)
 build/vkseccomp: runtime/seccomp/vkseccomp.c
@@ -44,7 +62,7 @@ build/vkseccomp: runtime/seccomp/vkseccomp.c
 
 # Node-API addon for the syscalls Node lacks (fd passing, subreaper, waitpid, mkfifo, winsize).
 NAPI_INCLUDE = node_modules/node-api-headers/include
-build/vknative.node: runtime/native/vknative.c node_modules
+build/vknative.node: runtime/native/vknative.c | node_modules
 	@mkdir -p build
 	$(CC) $(CFLAGS) -shared -fPIC -fvisibility=hidden -I$(NAPI_INCLUDE) -o $@ $<
 
@@ -78,8 +96,7 @@ bench: all fixtures
 # Installs a self-contained copy under $(LIBDIR): the bundled CLI with its code cache, the
 # native helpers, and node_modules for the parts loaded outside the bundle. The node
 # binary's absolute path is baked into the wrapper so containerd's PATH does not matter.
-NODE ?= $(shell command -v node)
-install: all
+install: all build/containerd-shim-vkernel-v2.install
 	install -d $(DESTDIR)$(LIBDIR)/build $(DESTDIR)$(PREFIX)/bin
 	cp -r dist package.json package-lock.json $(DESTDIR)$(LIBDIR)/
 	install -D -m 0644 proto/bundle.json $(DESTDIR)$(LIBDIR)/proto/bundle.json
@@ -89,9 +106,11 @@ install: all
 	install -m 0755 build/vkernel-launch.js $(DESTDIR)$(LIBDIR)/build/
 	printf '#!/bin/sh\nexec %s %s/build/vkernel-launch.js "$$@"\n' "$(NODE)" "$(LIBDIR)" > $(DESTDIR)$(PREFIX)/bin/vkernel
 	chmod 0755 $(DESTDIR)$(PREFIX)/bin/vkernel
+	install -m 0644 build/revision $(DESTDIR)$(LIBDIR)/build/
+	install -m 0755 build/containerd-shim-vkernel-v2.install $(DESTDIR)$(PREFIX)/bin/containerd-shim-vkernel-v2
 
 uninstall:
-	rm -rf $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PREFIX)/bin/vkernel
+	rm -rf $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PREFIX)/bin/vkernel $(DESTDIR)$(PREFIX)/bin/containerd-shim-vkernel-v2
 
 clean:
 	rm -rf dist build

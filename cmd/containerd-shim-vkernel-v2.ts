@@ -2,12 +2,23 @@
 // The shim's cold path: what build/containerd-shim-vkernel-v2 (shim/launcher/launcher.c) execs
 // when no manager answers. It runs the one implementation (shim/bootstrap/run.ts) in this
 // process, prints exactly what it returns, and starts a manager for next time.
+//
+// Only what every action needs is imported up front; spawning (start) and the manager
+// autostart (after answering start or delete) are loaded when used.
 import * as fs from 'node:fs';
 import * as tty from 'node:tty';
+import type { DaemonLauncher } from '../shim/bootstrap/daemon-config';
 import { pickShimEnv } from '../shim/bootstrap/flags';
 import { runShim } from '../shim/bootstrap/run';
-import { directLauncher } from '../shim/bootstrap/spawn';
-import { ensureManager } from '../shim/manager/autostart';
+import type * as SpawnModule from '../shim/bootstrap/spawn';
+import type * as AutostartModule from '../shim/manager/autostart';
+
+/* eslint-disable @typescript-eslint/no-require-imports */
+const launcher: DaemonLauncher = {
+  launch: async (l) => (require('../shim/bootstrap/spawn') as typeof SpawnModule).spawnDirectDaemon(l),
+};
+const ensureManager = (): boolean => (require('../shim/manager/autostart') as typeof AutostartModule).ensureManager();
+/* eslint-enable @typescript-eslint/no-require-imports */
 
 function readStdin(): Buffer {
   if (tty.isatty(0)) return Buffer.alloc(0);
@@ -41,7 +52,7 @@ function cwd(): string {
 async function main(): Promise<void> {
   const reply = await runShim(
     { args: process.argv.slice(2), cwd: cwd(), env: pickShimEnv(process.env), stdin: readStdin(), containerdPid: process.ppid },
-    { launcher: directLauncher() },
+    { launcher },
   );
   writeAll(1, reply.stdout);
   writeAll(2, reply.stderr);

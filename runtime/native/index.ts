@@ -10,8 +10,22 @@ export interface VkNative {
   peekExitedChild(): number;
   mkfifo(file: string, mode: number): void;
   setWinsize(fd: number, rows: number, cols: number): void;
-  listenUnix(file: string): number;
+  /** A listening AF_UNIX stream socket (close-on-exec) bound to `file`; backlog default 4. */
+  listenUnix(file: string, backlog?: number): number;
   acceptRecvFd(listenFd: number, timeoutMs: number): Promise<{ fd: number; name: string }>;
+  /** A connected, blocking AF_UNIX stream socket fd (close-on-exec); errors carry `errno`. */
+  connectUnix(file: string): number;
+  /** Sends `data` with `fd` attached (SCM_RIGHTS) on a connected socket. */
+  sendFd(sockFd: number, data: Buffer, fd: number): void;
+  /** One recvmsg on the thread pool: fd -1 if none was attached, empty data at end of stream; timeoutMs < 0 waits forever. */
+  recvFd(sockFd: number, timeoutMs: number): Promise<{ fd: number; data: Buffer }>;
+  /** flock(LOCK_EX | LOCK_NB): true when acquired, false when another open file holds it. */
+  flock(fd: number): boolean;
+  /** mount(2); empty source/fstype/data are passed as NULL. */
+  mount(source: string, target: string, fstype: string, flags: number, data: string): void;
+  umount2(target: string, flags: number): void;
+  /** pipe2(O_CLOEXEC): [readFd, writeFd]. */
+  pipe(): [number, number];
 }
 
 let loaded: VkNative | undefined;

@@ -5,7 +5,9 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -125,16 +127,18 @@ static napi_value set_winsize(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-// listenUnix(path) -> listening AF_UNIX stream socket fd (close-on-exec).
+// listenUnix(path, backlog = 4) -> listening AF_UNIX stream socket fd (close-on-exec).
 static napi_value listen_unix(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
+  size_t argc = 2;
+  napi_value argv[2];
+  int32_t backlog = 4;
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 1 || arg_str(env, argv[0], sa.sun_path, sizeof sa.sun_path) < 0) return throw_errno(env, "socket", EINVAL);
+  if (argc > 1 && arg_i32(env, argv[1], &backlog) < 0) return throw_errno(env, "listen", EINVAL);
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return throw_errno(env, "socket", errno);
-  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 4) < 0) {
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, backlog) < 0) {
     int e = errno;
     close(fd);
     return throw_errno(env, "bind/listen", e);
@@ -230,6 +234,232 @@ static napi_value accept_recv_fd(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+// mount(source, target, fstype, flags, data): one mount(2) call; the caller parses options.
+static napi_value do_mount(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  char source[4096], target[4096], fstype[256];
+  int64_t flags;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 5 || arg_str(env, argv[0], source, sizeof source) < 0 || arg_str(env, argv[1], target, sizeof target) < 0 ||
+      arg_str(env, argv[2], fstype, sizeof fstype) < 0 || napi_get_value_int64(env, argv[3], &flags) != napi_ok)
+    return throw_errno(env, "mount", EINVAL);
+  // Overlay lowerdir lists can be long: the data string is sized from the argument.
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, argv[4], NULL, 0, &len) != napi_ok) return throw_errno(env, "mount", EINVAL);
+  char *data = malloc(len + 1);
+  if (!data) return throw_errno(env, "mount", ENOMEM);
+  if (arg_str(env, argv[4], data, len + 1) < 0) {
+    free(data);
+    return throw_errno(env, "mount", EINVAL);
+  }
+  int r = mount(source[0] ? source : NULL, target, fstype[0] ? fstype : NULL, (unsigned long)flags, data[0] ? data : NULL);
+  int e = errno;
+  free(data);
+  if (r < 0) return throw_errno(env, "mount", e);
+  return NULL;
+}
+
+// umount2(target, flags)
+static napi_value do_umount2(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  char target[4096];
+  int32_t flags;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2 || arg_str(env, argv[0], target, sizeof target) < 0 || arg_i32(env, argv[1], &flags) < 0)
+    return throw_errno(env, "umount2", EINVAL);
+  if (umount2(target, flags) < 0) return throw_errno(env, "umount2", errno);
+  return NULL;
+}
+
+// pipe() -> [readFd, writeFd], both close-on-exec (a child gets them only through its stdio list).
+static napi_value make_pipe(napi_env env, napi_callback_info info) {
+  (void)info;
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) < 0) return throw_errno(env, "pipe2", errno);
+  napi_value out;
+  napi_create_array_with_length(env, 2, &out);
+  napi_set_element(env, out, 0, int_value(env, fds[0]));
+  napi_set_element(env, out, 1, int_value(env, fds[1]));
+  return out;
+}
+
+// ---- fd passing between shim processes (shim/manager, shim/daemon) ----------------------
+
+// connectUnix(path) -> a connected, blocking AF_UNIX stream socket fd (close-on-exec).
+static napi_value connect_unix(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  size_t n = 0;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], sa.sun_path, sizeof sa.sun_path, &n) != napi_ok)
+    return throw_errno(env, "connect", EINVAL);
+  if (n >= sizeof sa.sun_path - 1) return throw_errno(env, "connect", ENAMETOOLONG);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return throw_errno(env, "socket", errno);
+  int r;
+  do r = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+  while (r < 0 && errno == EINTR);
+  if (r < 0) {
+    int e = errno;
+    close(fd);
+    return throw_errno(env, "connect", e);
+  }
+  return int_value(env, fd);
+}
+
+// Waits until fd is ready for `events` (EINTR retried); 0 or an errno (ETIMEDOUT).
+static int wait_fd(int fd, short events, int timeout_ms) {
+  struct pollfd p = {.fd = fd, .events = events};
+  int r;
+  do r = poll(&p, 1, timeout_ms);
+  while (r < 0 && errno == EINTR);
+  return r < 0 ? errno : r == 0 ? ETIMEDOUT : 0;
+}
+
+// sendFd(sockFd, data: Buffer, fd): `data` with `fd` attached (SCM_RIGHTS) on a connected
+// socket, blocking or not (waits up to 5 s for room). The kernel dups the fd for the peer.
+static napi_value send_fd(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  int32_t sock, fd;
+  void *data;
+  size_t len;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3 || arg_i32(env, argv[0], &sock) < 0 || napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok ||
+      arg_i32(env, argv[2], &fd) < 0 || len == 0)
+    return throw_errno(env, "sendmsg", EINVAL);
+  char cbuf[CMSG_SPACE(sizeof(int))];
+  memset(cbuf, 0, sizeof cbuf);
+  struct iovec iov = {.iov_base = data, .iov_len = len};
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(c), &fd, sizeof(int));
+  size_t off = 0;
+  while (off < len) {
+    ssize_t n = off == 0 ? sendmsg(sock, &msg, MSG_NOSIGNAL) : send(sock, (char *)data + off, len - off, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        int e = wait_fd(sock, POLLOUT, 5000);
+        if (e) return throw_errno(env, "sendmsg", e);
+        continue;
+      }
+      return throw_errno(env, "sendmsg", errno);
+    }
+    off += (size_t)n;
+  }
+  return NULL;
+}
+
+// The blocking part of recvFd runs on the libuv thread pool.
+typedef struct {
+  int sock, timeout_ms;
+  int fd, err;
+  ssize_t n;
+  char buf[65536];
+  napi_deferred deferred;
+  napi_async_work work;
+} recvfd_job;
+
+static void recvfd_execute(napi_env env, void *data) {
+  (void)env;
+  recvfd_job *j = data;
+  char cbuf[CMSG_SPACE(sizeof(int) * 4)];
+  struct iovec iov = {.iov_base = j->buf, .iov_len = sizeof j->buf};
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+  for (;;) {
+    int e = wait_fd(j->sock, POLLIN, j->timeout_ms);
+    if (e) {
+      j->err = e;
+      return;
+    }
+    j->n = recvmsg(j->sock, &msg, MSG_CMSG_CLOEXEC);
+    if (j->n >= 0) break;
+    if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
+      j->err = errno;
+      return;
+    }
+  }
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; i++) {
+      int got;
+      memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      if (j->fd < 0) j->fd = got;
+      else close(got); // only one fd is expected: never leak the others
+    }
+  }
+}
+
+static void recvfd_complete(napi_env env, napi_status status, void *data) {
+  recvfd_job *j = data;
+  napi_value v;
+  if (status == napi_ok && !j->err) {
+    napi_value fd, buf;
+    napi_create_object(env, &v);
+    napi_create_int32(env, j->fd, &fd);
+    napi_create_buffer_copy(env, (size_t)j->n, j->buf, NULL, &buf);
+    napi_set_named_property(env, v, "fd", fd);
+    napi_set_named_property(env, v, "data", buf);
+    napi_resolve_deferred(env, j->deferred, v);
+  } else {
+    if (j->fd >= 0) close(j->fd);
+    napi_value m, code;
+    char msg[256];
+    snprintf(msg, sizeof msg, "recvmsg: %s", strerror(j->err ? j->err : EIO));
+    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m);
+    napi_create_error(env, NULL, m, &v);
+    napi_create_int32(env, j->err, &code);
+    napi_set_named_property(env, v, "errno", code);
+    napi_reject_deferred(env, j->deferred, v);
+  }
+  napi_delete_async_work(env, j->work);
+  free(j);
+}
+
+// recvFd(sockFd, timeoutMs) -> Promise<{fd, data}>: one recvmsg; fd is -1 when none came
+// with the data, and data is empty at end of stream. timeoutMs < 0 waits forever.
+static napi_value recv_fd(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], promise, name;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  recvfd_job *j = calloc(1, sizeof *j);
+  if (!j) return throw_errno(env, "recvFd", ENOMEM);
+  j->fd = -1;
+  if (argc < 2 || arg_i32(env, argv[0], &j->sock) < 0 || arg_i32(env, argv[1], &j->timeout_ms) < 0) {
+    free(j);
+    return throw_errno(env, "recvFd", EINVAL);
+  }
+  CHECK(napi_create_promise(env, &j->deferred, &promise));
+  napi_create_string_utf8(env, "vknative.recvFd", NAPI_AUTO_LENGTH, &name);
+  CHECK(napi_create_async_work(env, NULL, name, recvfd_execute, recvfd_complete, j, &j->work));
+  CHECK(napi_queue_async_work(env, j->work));
+  return promise;
+}
+
+// flock(fd) -> true when this open file now holds the exclusive lock, false when another
+// holder has it (LOCK_EX | LOCK_NB). The lock lives as long as the open file does.
+static napi_value flock_exclusive(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  int32_t fd;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || arg_i32(env, argv[0], &fd) < 0) return throw_errno(env, "flock", EINVAL);
+  int r;
+  do r = flock(fd, LOCK_EX | LOCK_NB);
+  while (r < 0 && errno == EINTR);
+  if (r < 0 && errno != EWOULDBLOCK) return throw_errno(env, "flock", errno);
+  napi_get_boolean(env, r == 0, &out);
+  return out;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       {"setChildSubreaper", NULL, set_child_subreaper, NULL, NULL, NULL, napi_default, NULL},
@@ -239,6 +469,13 @@ NAPI_MODULE_INIT() {
       {"setWinsize", NULL, set_winsize, NULL, NULL, NULL, napi_default, NULL},
       {"listenUnix", NULL, listen_unix, NULL, NULL, NULL, napi_default, NULL},
       {"acceptRecvFd", NULL, accept_recv_fd, NULL, NULL, NULL, napi_default, NULL},
+      {"mount", NULL, do_mount, NULL, NULL, NULL, napi_default, NULL},
+      {"umount2", NULL, do_umount2, NULL, NULL, NULL, napi_default, NULL},
+      {"pipe", NULL, make_pipe, NULL, NULL, NULL, napi_default, NULL},
+      {"connectUnix", NULL, connect_unix, NULL, NULL, NULL, napi_default, NULL},
+      {"sendFd", NULL, send_fd, NULL, NULL, NULL, napi_default, NULL},
+      {"recvFd", NULL, recv_fd, NULL, NULL, NULL, napi_default, NULL},
+      {"flock", NULL, flock_exclusive, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -1,0 +1,52 @@
+// Names and places the shim's processes agree on. Everything under /run is per boot.
+import * as path from 'node:path';
+import { PACKAGE_ROOT } from '../../runtime/paths';
+
+/** The binary containerd resolves `io.containerd.vkernel.v2` to. */
+export const SHIM_BINARY_NAME = 'containerd-shim-vkernel-v2';
+/** The runtime type, as RuntimeInfo.name reports it. */
+export const RUNTIME_TYPE = 'io.containerd.vkernel.v2';
+
+/** Where group sockets live: containerd's own convention (reference §1.5). */
+export const SHIM_SOCKET_DIR = '/run/containerd/s';
+/** Unix socket paths must stay below this length (the limit the runc shim checks). */
+export const MAX_SOCKET_PATH = 106;
+
+/** The runtime state root of a namespace's containers is `<this>/<namespace>`. */
+export const SHIM_STATE_ROOT = '/run/vkernel/shim';
+
+/** The host's one shim manager listens here (env VKERNEL_SHIM_MANAGER overrides; "off" disables it). */
+export const DEFAULT_MANAGER_SOCKET = '/run/vkernel/shim-manager.sock';
+
+/** Entry points, resolved from the package root so nothing depends on PATH or cwd. */
+export const DAEMON_MAIN = path.join(PACKAGE_ROOT, 'dist', 'shim', 'daemon', 'main.js');
+export const MANAGER_MAIN = path.join(PACKAGE_ROOT, 'dist', 'shim', 'manager', 'main.js');
+export const COLD_MAIN = path.join(PACKAGE_ROOT, 'dist', 'cmd', `${SHIM_BINARY_NAME}.js`);
+
+export function stateRootFor(namespace: string): string {
+  return path.join(SHIM_STATE_ROOT, namespace);
+}
+
+/** The manager socket from the environment; undefined when the manager is switched off. */
+export function managerSocketPath(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const v = env.VKERNEL_SHIM_MANAGER;
+  if (v === 'off') return undefined;
+  return v || DEFAULT_MANAGER_SOCKET;
+}
+
+/** The manager's other files sit next to its socket: `<base>.pid` (lock + pid) and `<base>.ctl` (warm daemons). */
+export function managerFiles(socket: string): { socket: string; pidFile: string; controlSocket: string } {
+  const base = socket.endsWith('.sock') ? socket.slice(0, -'.sock'.length) : socket;
+  return { socket, pidFile: `${base}.pid`, controlSocket: `${base}.ctl` };
+}
+
+/**
+ * How Node is started for every shim process we spawn (daemons, the manager): the running
+ * node binary (never a PATH lookup) with warnings off, because anything a Node process
+ * prints during `start` would become part of the address containerd parses.
+ */
+export const NODE_FLAGS = ['--no-warnings'];
+
+export function childEnv(env: NodeJS.ProcessEnv, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return { ...env, NODE_NO_WARNINGS: '1', ...extra };
+}

@@ -1,0 +1,120 @@
+// The shim daemon's entry (shim/DESIGN.md, "The daemon contract"). Two ways in, one way on:
+//
+//   direct  node main.js [-namespace NS -id GROUP -address ADDR]
+//           fd 3 = the listening group socket, env VKERNEL_SHIM_CONFIG = the config as JSON
+//           (the trailing flags are only there for ps and leak checks)
+//   warm    node main.js --warm <control socket>
+//           loads everything first, then checks in with the manager ({"pid":N} line) and
+//           waits for one adopt message: the config as a JSON line with the listening socket
+//           attached (SCM_RIGHTS). If the manager goes away first, it exits.
+//
+// Both end in serveTasks(config, fd) from ./serve, the task service's entry. Tests may point
+// VKERNEL_SHIM_SERVE_MODULE at a stand-in module with the same export (tests only).
+import * as fs from 'node:fs';
+import { native } from '../../runtime/native';
+import type { DaemonConfig, DaemonLaunchConfig } from '../bootstrap/daemon-config';
+import type { DaemonConfig as ServeDaemonConfig, serveTasks } from './serve';
+
+type ServeTasks = typeof serveTasks;
+
+// bootstrap/daemon-config.ts and serve.ts declare the same DaemonConfig: checked both ways here.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : never) : never;
+const sameContract: Same<DaemonConfig, ServeDaemonConfig> = true;
+void sameContract;
+
+/** The fd a direct daemon finds its listening socket on. */
+export const LISTEN_FD = 3;
+
+function loadServe(): ServeTasks {
+  const mod = process.env.VKERNEL_SHIM_SERVE_MODULE || './serve';
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const serve = (require(mod) as { serveTasks?: ServeTasks }).serveTasks;
+  if (typeof serve !== 'function') throw new Error(`${mod} exports no serveTasks function`);
+  return serve;
+}
+
+/** Splits the launch config into the contract's DaemonConfig and the bundle (for boot failures). */
+function parseConfig(json: string): { config: DaemonConfig; bundle?: string } {
+  const c = JSON.parse(json) as Partial<DaemonLaunchConfig>;
+  if (!c || typeof c !== 'object' || typeof c.namespace !== 'string' || typeof c.socketPath !== 'string') {
+    throw new Error('daemon config: not a DaemonConfig');
+  }
+  const { bundle, ...config } = c;
+  return { config: config as DaemonConfig, bundle };
+}
+
+let bundleForErrors: string | undefined;
+
+/**
+ * A daemon that cannot serve has nobody to tell but containerd's log FIFO of the bundle that
+ * started it (its stdio is /dev/null): one logrus-style line there, then exit 1.
+ */
+function fatal(err: unknown): never {
+  const msg = err instanceof Error ? err.message : String(err);
+  if (bundleForErrors) {
+    try {
+      const fd = fs.openSync(`${bundleForErrors}/log`, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+      fs.writeSync(fd, `time="${new Date().toISOString()}" level=fatal msg=${JSON.stringify(`shim daemon: ${msg}`)}\n`);
+      fs.closeSync(fd);
+    } catch {
+      // no log FIFO (or nobody reading it)
+    }
+  }
+  process.exit(1);
+}
+
+async function direct(): Promise<void> {
+  const json = process.env.VKERNEL_SHIM_CONFIG;
+  if (!json) throw new Error('direct mode needs VKERNEL_SHIM_CONFIG (or --warm <control socket>)');
+  delete process.env.VKERNEL_SHIM_CONFIG; // not for the processes we start
+  const { config, bundle } = parseConfig(json);
+  bundleForErrors = bundle;
+  await loadServe()(config, LISTEN_FD);
+}
+
+/** Reads the rest of a line after the first recvmsg, for a message the kernel split. */
+function readLine(fd: number, first: Buffer): string {
+  let data = first;
+  const chunk = Buffer.alloc(65536);
+  while (!data.includes(0x0a)) {
+    const n = fs.readSync(fd, chunk, 0, chunk.length, null);
+    if (n === 0) break;
+    data = Buffer.concat([data, chunk.subarray(0, n)]);
+  }
+  return data.toString('utf8', 0, data.includes(0x0a) ? data.indexOf(0x0a) : data.length);
+}
+
+async function warm(controlSocket: string): Promise<void> {
+  const serve = loadServe(); // everything the daemon needs is loaded before we report ready
+  const ctl = native().connectUnix(controlSocket);
+  fs.writeSync(ctl, `${JSON.stringify({ pid: process.pid })}\n`);
+  const msg = await native().recvFd(ctl, -1);
+  if (msg.fd < 0) {
+    // End of stream (the manager closed our slot or exited) or a message without a socket.
+    process.exit(msg.data.length === 0 ? 0 : 1);
+  }
+  let line: string;
+  try {
+    line = readLine(ctl, msg.data);
+  } finally {
+    fs.closeSync(ctl);
+  }
+  const { config, bundle } = parseConfig(line);
+  bundleForErrors = bundle;
+  await serve(config, msg.fd);
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const i = argv.indexOf('--warm');
+  if (i >= 0) {
+    const ctl = argv[i + 1];
+    if (!ctl) throw new Error('--warm needs the manager control socket');
+    await warm(ctl);
+  } else {
+    await direct();
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).catch(fatal);
+}

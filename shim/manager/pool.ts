@@ -1,0 +1,245 @@
+// The warm pool: daemons started ahead of need, so a new group's `start` hands out a process
+// that has already paid Node's boot and module loading (~200 ms) instead of spawning one.
+//
+// Each warm daemon runs `node dist/shim/daemon/main.js --warm <control socket>` in its own
+// session with stdio on /dev/null, connects back, says {"pid":N}, and waits. Adopting one
+// sends it the DaemonConfig line with the group's listening socket attached (SCM_RIGHTS) and
+// closes our end; from then on the manager has nothing to do with it. Closing the pool (or
+// the manager dying) closes the control connections of the daemons still waiting, and they
+// exit. A daemon that dies before checking in counts as a failure: after a few in a row,
+// refilling backs off, so a broken install does not become a fork loop.
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import { native } from '../../runtime/native';
+import type { DaemonLaunch } from '../bootstrap/daemon-config';
+import { childEnv, DAEMON_MAIN, NODE_FLAGS } from '../bootstrap/paths';
+import { adjustOomScore } from '../bootstrap/spawn';
+
+export interface WarmPoolOptions {
+  /** Daemons kept waiting (0 disables the pool). */
+  size: number;
+  controlSocket: string;
+  /** Environment of the daemons (the manager's). */
+  env?: NodeJS.ProcessEnv;
+  /** How long a spawned daemon may take to check in before it is killed (default 30 s). */
+  checkInTimeoutMs?: number;
+  log?: (msg: string) => void;
+}
+
+interface Spawned {
+  child: ChildProcess;
+  timer: NodeJS.Timeout;
+}
+
+interface Waiting {
+  pid: number;
+  socket: net.Socket;
+  fd: number;
+}
+
+const FAILURES_BEFORE_BACKOFF = 3;
+/** First pause after FAILURES_BEFORE_BACKOFF failures in a row; doubles each time, up to the max. */
+const BACKOFF_MS = 10_000;
+const MAX_BACKOFF_MS = 5 * 60_000;
+
+/** The fd under a connected net.Socket (libuv's pipe handle); needed for sendmsg(SCM_RIGHTS). */
+function socketFd(sock: net.Socket): number {
+  const fd = (sock as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : -1;
+}
+
+export class WarmPool {
+  readonly #opts: Required<Omit<WarmPoolOptions, 'log'>> & { log: (msg: string) => void };
+  readonly #spawned = new Map<number, Spawned>();
+  readonly #waiting: Waiting[] = [];
+  readonly #connections = new Set<net.Socket>();
+  #server: net.Server | undefined;
+  #closed = false;
+  #failures = 0;
+  #backoff: NodeJS.Timeout | undefined;
+
+  constructor(opts: WarmPoolOptions) {
+    this.#opts = {
+      size: opts.size,
+      controlSocket: opts.controlSocket,
+      env: opts.env ?? process.env,
+      checkInTimeoutMs: opts.checkInTimeoutMs ?? 30_000,
+      log: opts.log ?? (() => undefined),
+    };
+  }
+
+  /** Daemons ready to adopt. */
+  get ready(): number {
+    return this.#waiting.length;
+  }
+
+  /** Pids of the daemons spawned or waiting (not yet adopted). */
+  get pids(): number[] {
+    return [...this.#spawned.keys(), ...this.#waiting.map((w) => w.pid)];
+  }
+
+  /** Listens on the control socket (replacing a stale one: the caller holds the manager lock) and fills the pool. */
+  async start(): Promise<void> {
+    if (this.#opts.size <= 0) return;
+    const path = this.#opts.controlSocket;
+    fs.rmSync(path, { force: true });
+    const server = net.createServer((sock) => this.#onConnection(sock));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(path, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    fs.chmodSync(path, 0o600);
+    server.on('error', (err) => this.#opts.log(`control socket: ${err.message}`));
+    server.unref();
+    this.#server = server;
+    this.fill();
+  }
+
+  /** Spawns daemons until `size` are waiting or on their way. */
+  fill(): void {
+    if (this.#closed || this.#backoff || !this.#server) return;
+    while (this.#spawned.size + this.#waiting.length < this.#opts.size) {
+      if (!this.#spawnOne()) break;
+    }
+  }
+
+  #spawnOne(): boolean {
+    const child = spawn(process.execPath, [...NODE_FLAGS, DAEMON_MAIN, '--warm', this.#opts.controlSocket], {
+      cwd: '/',
+      detached: true,
+      stdio: 'ignore',
+      env: childEnv(this.#opts.env),
+    });
+    child.on('error', (err) => this.#opts.log(`warm daemon spawn: ${err.message}`));
+    child.unref();
+    const pid = child.pid;
+    if (pid === undefined) {
+      this.#failed();
+      return false;
+    }
+    const timer = setTimeout(() => {
+      this.#opts.log(`warm daemon ${pid} did not check in within ${this.#opts.checkInTimeoutMs} ms: killing it`);
+      child.kill('SIGKILL');
+    }, this.#opts.checkInTimeoutMs);
+    timer.unref();
+    this.#spawned.set(pid, { child, timer });
+    child.once('exit', (code, signal) => {
+      const s = this.#spawned.get(pid);
+      if (!s) return; // checked in earlier: its control connection tracks it now
+      clearTimeout(s.timer);
+      this.#spawned.delete(pid);
+      if (this.#closed) return;
+      this.#opts.log(`warm daemon ${pid} exited before checking in (code ${code}, signal ${signal})`);
+      this.#failed();
+      this.fill();
+    });
+    return true;
+  }
+
+  #failed(): void {
+    if (++this.#failures < FAILURES_BEFORE_BACKOFF || this.#backoff) return;
+    const ms = Math.min(MAX_BACKOFF_MS, BACKOFF_MS * 2 ** (this.#failures - FAILURES_BEFORE_BACKOFF));
+    this.#opts.log(`${this.#failures} warm daemons failed in a row: refilling again in ${ms} ms`);
+    this.#backoff = setTimeout(() => {
+      this.#backoff = undefined;
+      this.fill();
+    }, ms);
+    this.#backoff.unref();
+  }
+
+  #onConnection(sock: net.Socket): void {
+    let buf = '';
+    const bail = (why: string): void => {
+      this.#opts.log(`control connection dropped: ${why}`);
+      sock.destroy();
+    };
+    this.#connections.add(sock);
+    sock.once('close', () => this.#connections.delete(sock));
+    sock.setEncoding('utf8');
+    sock.on('error', () => undefined);
+    const onData = (chunk: string): void => {
+      buf += chunk;
+      const nl = buf.indexOf('\n');
+      if (nl < 0) {
+        if (buf.length > 4096) bail('check-in line too long');
+        return;
+      }
+      sock.off('data', onData);
+      let pid: unknown;
+      try {
+        pid = (JSON.parse(buf.slice(0, nl)) as { pid?: unknown }).pid;
+      } catch {
+        return bail('check-in is not JSON');
+      }
+      const spawned = typeof pid === 'number' ? this.#spawned.get(pid) : undefined;
+      if (!spawned || typeof pid !== 'number') return bail(`check-in from unknown pid ${String(pid)}`);
+      const fd = socketFd(sock);
+      if (fd < 0) return bail('no fd under the control connection');
+      clearTimeout(spawned.timer);
+      this.#spawned.delete(pid);
+      if (this.#closed) return void sock.destroy();
+      const waiting: Waiting = { pid, socket: sock, fd };
+      this.#waiting.push(waiting);
+      this.#failures = 0;
+      this.#opts.log(`warm daemon ${pid} ready`);
+      sock.once('close', () => {
+        const i = this.#waiting.indexOf(waiting);
+        if (i < 0) return; // adopted
+        this.#waiting.splice(i, 1);
+        this.#opts.log(`warm daemon ${pid} went away while waiting`);
+        if (!this.#closed) setImmediate(() => this.fill());
+      });
+    };
+    sock.on('data', onData);
+  }
+
+  /**
+   * Hands a waiting daemon the group: the config line with the listening socket attached.
+   * Resolves with its pid, or undefined when none is waiting (the caller spawns one directly).
+   * Refilling starts in the background either way.
+   */
+  async adopt(l: DaemonLaunch): Promise<number | undefined> {
+    const line = Buffer.from(`${JSON.stringify(l.config)}\n`);
+    try {
+      while (this.#waiting.length > 0) {
+        const w = this.#waiting.shift()!;
+        try {
+          native().sendFd(w.fd, line, l.listenFd);
+        } catch (err) {
+          this.#opts.log(`warm daemon ${w.pid}: adopt failed: ${(err as Error).message}`);
+          w.socket.destroy();
+          continue;
+        }
+        // The message is queued on the daemon's side; closing ours cannot lose it.
+        w.socket.destroy();
+        adjustOomScore(w.pid, l.containerdPid);
+        this.#opts.log(`warm daemon ${w.pid} adopted for group ${l.config.groupId}`);
+        return w.pid;
+      }
+      return undefined;
+    } finally {
+      setImmediate(() => this.fill());
+    }
+  }
+
+  /** Stops refilling, lets waiting daemons go (they exit on end of stream), kills unchecked ones. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#backoff) clearTimeout(this.#backoff);
+    this.#waiting.splice(0);
+    for (const sock of this.#connections) sock.destroy();
+    for (const [, s] of this.#spawned) {
+      clearTimeout(s.timer);
+      s.child.kill('SIGTERM');
+    }
+    this.#spawned.clear();
+    const server = this.#server;
+    this.#server = undefined;
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
