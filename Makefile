@@ -38,7 +38,14 @@ node_modules: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch node_modules
 
-native: build/vkinit build/vktest build/vknative.node build/vkseccomp build/containerd-shim-vkernel-v2 build/revision
+native: build/vkinit build/vktest build/vknative.node build/vkseccomp build/vkfs build/containerd-shim-vkernel-v2 build/revision
+
+VKFS_SRCS := $(wildcard runtime/vkernel/vkfs/*.c)
+VKFS_HDRS := $(wildcard runtime/vkernel/vkfs/*.h)
+# vkfs: the per-container FUSE view of /proc and /sys (runtime/vkernel/view.ts).
+build/vkfs: $(VKFS_SRCS) $(VKFS_HDRS)
+	@mkdir -p build
+	$(CC) $(CFLAGS) -Wno-format-truncation $(shell pkg-config --cflags fuse3) -o $@ $(VKFS_SRCS) $(shell pkg-config --libs fuse3)
 
 # The binary containerd runs: forwards the action to the shim manager, or execs the Node
 # cold path when none answers. No logic of its own; node and the package root are baked in.
@@ -92,6 +99,7 @@ test-integration: all fixtures
 
 bench: all fixtures
 	node dist/bench/run.js
+	node dist/bench/vkernel-files.js
 
 # Installs a self-contained copy under $(LIBDIR): the bundled CLI with its code cache, the
 # native helpers, and node_modules for the parts loaded outside the bundle. The node
@@ -101,7 +109,7 @@ install: all build/containerd-shim-vkernel-v2.install
 	cp -r dist package.json package-lock.json $(DESTDIR)$(LIBDIR)/
 	install -D -m 0644 proto/bundle.json $(DESTDIR)$(LIBDIR)/proto/bundle.json
 	cd $(DESTDIR)$(LIBDIR) && npm ci --omit=dev --no-audit --no-fund --loglevel=error
-	install -m 0755 build/vkinit build/vkseccomp $(DESTDIR)$(LIBDIR)/build/
+	install -m 0755 build/vkinit build/vkseccomp build/vkfs $(DESTDIR)$(LIBDIR)/build/
 	install -m 0644 build/vknative.node build/vkernel.js $(DESTDIR)$(LIBDIR)/build/
 	install -m 0755 build/vkernel-launch.js $(DESTDIR)$(LIBDIR)/build/
 	printf '#!/bin/sh\nexec %s %s/build/vkernel-launch.js "$$@"\n' "$(NODE)" "$(LIBDIR)" > $(DESTDIR)$(PREFIX)/bin/vkernel

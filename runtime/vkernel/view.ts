@@ -1,0 +1,498 @@
+// The per-container file view: starts, updates and stops one vkfs supervisor per container
+// and hands the runtime the bind mounts for the init plan.
+//
+//   const view = await startView({ id, stateDir, cgroup: cgroup.describe(), policy });
+//   plan.mounts.push(...view.mounts);            // after the container's /proc and /sys
+//   await updateView(stateDir, { policy });      // live; also after `update` (snapshot mode)
+//   await stopView(stateDir);                    // delete: idempotent, also after crashes
+//
+// Modes: "fuse" (vkfs mounted at <stateDir>/view, files computed at read time), "snapshot"
+// (no FUSE: plain files under <stateDir>/snap, rewritten by updateView), "off" (policy
+// io.vkernel.view=off: no supervisor, no mounts). `stateDir` belongs to the view: pass a
+// dedicated directory (e.g. <container state>/view); stopView removes it.
+import { spawn, execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Readable } from 'node:stream';
+import type { CgroupDescription } from '../cgroups/manager';
+import { FailedPreconditionError, InvalidArgumentError } from '../errors';
+import type { PlanMount } from '../init/plan-types';
+import { buildPath } from '../paths';
+import { MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY } from '../spec/mount-options';
+import { VIEW_FILES, type ViewFile, type ViewPolicy } from './policy';
+
+export type ViewMode = 'fuse' | 'snapshot' | 'off';
+
+export interface StartViewOptions {
+  id: string;
+  /** Owned by the view (created if missing, removed by stopView). */
+  stateDir: string;
+  cgroup: CgroupDescription;
+  policy: ViewPolicy;
+  /**
+   * The container init's start time in clock ticks since boot (field 22 of /proc/PID/stat,
+   * the runtime's `pidStartTime`). Optional: without it vkfs uses the oldest process of the
+   * cgroup, and before there is one, the time the view started.
+   */
+  containerInitStartTime?: string | number;
+  /** "auto" (default): FUSE when /dev/fuse works, else snapshot files. */
+  mode?: 'auto' | 'fuse' | 'snapshot';
+  /** Test seams: the vkfs binary, fake host /proc and /sys/devices/system, extra config lines. */
+  vkfs?: string;
+  hostProc?: string;
+  hostSys?: string;
+  extraConfig?: Record<string, string | number>;
+  /** How long to wait for the FUSE server to answer (default 5000 ms). */
+  readyTimeoutMs?: number;
+}
+
+export interface ViewHandle {
+  mode: ViewMode;
+  /** The keeper's pid (fuse mode), 0 otherwise. */
+  pid: number;
+  /** Bind mounts for the init plan, to be placed after the container's /proc and /sys mounts. */
+  mounts: PlanMount[];
+  /** Host directory the container's files come from (<stateDir>/view or <stateDir>/snap). */
+  source: string;
+  /** Why FUSE was not used (snapshot mode after a failed FUSE start). */
+  fallbackReason?: string;
+}
+
+export interface ViewStatus {
+  mode: ViewMode | 'stopped';
+  keeperPid: number;
+  workerPid: number;
+  /** The supervisor answers (fuse) / the files exist (snapshot). */
+  alive: boolean;
+}
+
+/** What stopView/updateView need, in <stateDir>/view.json. */
+interface ViewRecord {
+  version: 1;
+  id: string;
+  mode: ViewMode;
+  pid: number;
+  source: string;
+  policy: ViewPolicy;
+  cgroup: CgroupDescription;
+  startTicks?: string;
+  hostProc: string;
+  hostSys: string;
+  vkfs: string;
+  extraConfig?: Record<string, string | number>;
+}
+
+const RECORD = 'view.json';
+const CONFIG = 'vkfs.conf';
+const PIDFILE = 'vkfs.pid';
+const LOG = 'vkfs.log';
+
+/** Mount flags of every bind: the view is read-only and holds no devices or programs. */
+const BIND_FLAGS = MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
+
+export function vkfsPath(): string {
+  return buildPath('vkfs');
+}
+
+// ---- config ----
+
+export interface ConfigInput {
+  policy: ViewPolicy;
+  cgroup: CgroupDescription;
+  hostProc?: string;
+  hostSys?: string;
+  startTicks?: string | number;
+  extra?: Record<string, string | number>;
+}
+
+const ROLES = ['cpu', 'cpuacct', 'cpuset', 'memory', 'blkio', 'pids', 'unified'] as const;
+
+/** The flat "key value" file vkfs reads (runtime/vkernel/vkfs/conf.c). */
+export function renderConfig(c: ConfigInput): string {
+  const lines: string[] = ['# vkfs config, written by runtime/vkernel/view.ts'];
+  const put = (k: string, v: string | number) => {
+    const s = String(v);
+    if (/[\n\r]/.test(s)) throw new InvalidArgumentError(`vkernel view: ${k}: value contains a newline`, k);
+    lines.push(`${k} ${s}`);
+  };
+  put('view', c.policy.view ? 'on' : 'off');
+  put('cpu_rule', c.policy.cpuRule);
+  put('files', c.policy.files.length ? c.policy.files.join(',') : 'none');
+  const g = c.cgroup;
+  put('cgroup_mode', g.mode);
+  for (const role of ROLES) {
+    // v2: one directory for everything; v1: per controller, "" is the hybrid unified tree.
+    const key = g.mode === 'v2' ? '' : role === 'unified' ? '' : role;
+    const dir = g.paths[key];
+    if (!dir) continue;
+    put(`cg.${role}`, dir);
+    const root = g.mounts?.[key];
+    if (root) put(`root.${role}`, root);
+  }
+  put('host_proc', c.hostProc ?? '/proc');
+  put('host_sys', c.hostSys ?? '/sys/devices/system');
+  if (c.startTicks !== undefined && String(c.startTicks) !== '') {
+    if (!/^\d+$/.test(String(c.startTicks))) {
+      throw new InvalidArgumentError(`vkernel view: containerInitStartTime: not a tick count (got ${JSON.stringify(c.startTicks)})`, 'containerInitStartTime');
+    }
+    put('start_ticks', c.startTicks);
+  }
+  for (const [k, v] of Object.entries(c.extra ?? {})) put(k, v);
+  return lines.join('\n') + '\n';
+}
+
+/** Temp + rename in the same directory: vkfs sees the old or the new file, never a torn one. */
+function writeReplace(file: string, data: string): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, data, { mode: 0o644 });
+  fs.renameSync(tmp, file);
+}
+
+// ---- mounts ----
+
+const PROC_FILES: ViewFile[] = ['cpuinfo', 'meminfo', 'stat', 'uptime', 'loadavg', 'swaps', 'diskstats'];
+
+function bind(source: string, destination: string, kind: 'file' | 'dir'): PlanMount {
+  return { source, destination, fstype: 'bind', flags: BIND_FLAGS, propagation: [], data: '', kind };
+}
+
+/**
+ * The bind mounts for a view rooted at `source`: each virtualized /proc file the kernel has,
+ * each /proc/pressure/* file, and the two /sys directories.
+ */
+export function viewMounts(source: string, policy: ViewPolicy, hostProc = '/proc', hostSys = '/sys/devices/system'): PlanMount[] {
+  if (!policy.view) return [];
+  const on = new Set(policy.files);
+  const out: PlanMount[] = [];
+  for (const f of PROC_FILES) {
+    if (on.has(f) && fs.existsSync(path.join(hostProc, f))) out.push(bind(path.join(source, 'proc', f), `/proc/${f}`, 'file'));
+  }
+  if (on.has('pressure')) {
+    let names: string[] = [];
+    try {
+      names = fs.readdirSync(path.join(hostProc, 'pressure')).sort();
+    } catch {
+      /* kernel without PSI */
+    }
+    for (const r of names) out.push(bind(path.join(source, 'proc', 'pressure', r), `/proc/pressure/${r}`, 'file'));
+  }
+  if (on.has('sys-cpu') && fs.existsSync(path.join(hostSys, 'cpu'))) {
+    out.push(bind(path.join(source, 'sys', 'cpu'), '/sys/devices/system/cpu', 'dir'));
+  }
+  if (on.has('sys-node') && fs.existsSync(path.join(hostSys, 'node'))) {
+    out.push(bind(path.join(source, 'sys', 'node'), '/sys/devices/system/node', 'dir'));
+  }
+  return out;
+}
+
+// ---- processes and mounts on the host ----
+
+function unescapeMountinfo(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+/** Mount points at or below dir in our mount namespace, deepest first. */
+export function mountsBelow(dir: string): string[] {
+  const d = path.resolve(dir);
+  let text = '';
+  try {
+    text = fs.readFileSync('/proc/self/mountinfo', 'utf8');
+  } catch {
+    return [];
+  }
+  const out: string[] = [];
+  for (const line of text.split('\n')) {
+    const mp = line.split(' ')[4];
+    if (!mp) continue;
+    const p = unescapeMountinfo(mp);
+    if (p === d || p.startsWith(`${d}/`)) out.push(p);
+  }
+  return out.sort((a, b) => b.length - a.length);
+}
+
+function procState(pid: number): string | undefined {
+  try {
+    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return s.slice(s.lastIndexOf(')') + 2, s.lastIndexOf(')') + 3);
+  } catch {
+    return undefined;
+  }
+}
+
+function alive(pid: number): boolean {
+  const st = pid > 0 ? procState(pid) : undefined;
+  return st !== undefined && st !== 'Z' && st !== 'X';
+}
+
+/** Live vkfs processes serving this config (keeper, worker, or a worker that took over). */
+export function supervisorPids(stateDir: string): number[] {
+  const conf = path.join(path.resolve(stateDir), CONFIG);
+  const out: number[] = [];
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const pid = Number(name);
+    let argv: string[];
+    try {
+      argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    } catch {
+      continue;
+    }
+    const i = argv.indexOf('--config');
+    if (argv[1] === 'serve' && i > 0 && argv[i + 1] === conf && alive(pid)) out.push(pid);
+  }
+  return out;
+}
+
+function readPidfile(stateDir: string): { keeper: number; worker: number } {
+  try {
+    const [k, w] = fs.readFileSync(path.join(stateDir, PIDFILE), 'utf8').trim().split(/\s+/).map(Number);
+    return { keeper: k || 0, worker: w || 0 };
+  } catch {
+    return { keeper: 0, worker: 0 };
+  }
+}
+
+function run(file: string, args: string[], timeoutMs = 10000): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(file, args, { timeout: timeoutMs, encoding: 'utf8' }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as NodeJS.ErrnoException).code === 'number' ? Number((err as NodeJS.ErrnoException).code) : 1) : 0;
+      resolve({ code, stdout, stderr: stderr || (err ? err.message : '') });
+    });
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// ---- start ----
+
+function readRecord(stateDir: string): ViewRecord | undefined {
+  try {
+    const r = JSON.parse(fs.readFileSync(path.join(stateDir, RECORD), 'utf8')) as ViewRecord;
+    return r && r.version === 1 ? r : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function configFor(r: ViewRecord): string {
+  return renderConfig({
+    policy: r.policy,
+    cgroup: r.cgroup,
+    hostProc: r.hostProc,
+    hostSys: r.hostSys,
+    startTicks: r.startTicks,
+    extra: r.extraConfig,
+  });
+}
+
+/** Starts vkfs serve and waits for "ok PID" on its fd 3. */
+function startFuse(vkfs: string, stateDir: string, mountpoint: string, timeoutMs: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const log = fs.openSync(path.join(stateDir, LOG), 'a', 0o644);
+    let child;
+    try {
+      child = spawn(
+        vkfs,
+        ['serve', '--config', path.join(stateDir, CONFIG), '--mount', mountpoint, '--pidfile', path.join(stateDir, PIDFILE), '--ready-fd', '3'],
+        { detached: true, stdio: ['ignore', log, log, 'pipe'], cwd: '/' },
+      );
+    } finally {
+      fs.closeSync(log);
+    }
+    let text = '';
+    let done = false;
+    const pipe = child.stdio[3] as Readable;
+    const finish = (err: Error | undefined, pid?: number) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      pipe.destroy();
+      child.unref();
+      if (err) {
+        if (child.exitCode === null && child.pid) {
+          try {
+            process.kill(child.pid, 'SIGKILL');
+          } catch {
+            /* gone */
+          }
+        }
+        reject(err);
+      } else resolve(pid!);
+    };
+    const timer = setTimeout(() => finish(new Error(`vkfs did not answer within ${timeoutMs} ms`)), timeoutMs);
+    pipe.setEncoding('utf8');
+    pipe.on('data', (d: string) => {
+      text += d;
+      const m = /^ok (\d+)\n/.exec(text);
+      if (m) finish(undefined, Number(m[1]));
+      else if (/^error: .*\n/.test(text)) finish(new Error(`vkfs: ${text.trim().replace(/^error: /, '')}`));
+    });
+    pipe.on('end', () => finish(new Error(`vkfs exited before it was ready${text ? `: ${text.trim()}` : ''}`)));
+    child.on('error', (e) => finish(e));
+  });
+}
+
+async function writeSnapshot(r: ViewRecord, stateDir: string): Promise<void> {
+  const args = ['snapshot', '--config', path.join(stateDir, CONFIG), '--out', r.source];
+  if (process.getuid?.() === 0) args.push('--tmpfs');
+  const res = await run(r.vkfs, args);
+  if (res.code !== 0) throw new FailedPreconditionError(`vkernel view: snapshot failed: ${res.stderr.trim()}`);
+}
+
+export async function startView(opts: StartViewOptions): Promise<ViewHandle> {
+  const stateDir = path.resolve(opts.stateDir);
+  fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  const hostProc = opts.hostProc ?? '/proc';
+  const hostSys = opts.hostSys ?? '/sys/devices/system';
+  const record: ViewRecord = {
+    version: 1,
+    id: opts.id,
+    mode: 'off',
+    pid: 0,
+    source: '',
+    policy: opts.policy,
+    cgroup: opts.cgroup,
+    startTicks: opts.containerInitStartTime === undefined ? undefined : String(opts.containerInitStartTime),
+    hostProc,
+    hostSys,
+    vkfs: opts.vkfs ?? vkfsPath(),
+    extraConfig: opts.extraConfig,
+  };
+  const save = () => writeReplace(path.join(stateDir, RECORD), JSON.stringify(record));
+  if (!opts.policy.view) {
+    save();
+    return { mode: 'off', pid: 0, mounts: [], source: '' };
+  }
+  writeReplace(path.join(stateDir, CONFIG), configFor(record));
+
+  const want = opts.mode ?? 'auto';
+  let fallbackReason: string | undefined;
+  if (want !== 'snapshot') {
+    if (!fs.existsSync(record.vkfs)) fallbackReason = `${record.vkfs} is missing (make native)`;
+    else if (!fs.existsSync('/dev/fuse')) fallbackReason = '/dev/fuse is missing';
+    if (!fallbackReason) {
+      const mountpoint = path.join(stateDir, 'view');
+      fs.mkdirSync(mountpoint, { recursive: true, mode: 0o755 });
+      try {
+        record.pid = await startFuse(record.vkfs, stateDir, mountpoint, opts.readyTimeoutMs ?? 5000);
+        record.mode = 'fuse';
+        record.source = mountpoint;
+        save();
+        return { mode: 'fuse', pid: record.pid, mounts: viewMounts(mountpoint, opts.policy, hostProc, hostSys), source: mountpoint };
+      } catch (err) {
+        fallbackReason = (err as Error).message;
+        await cleanupFuse(stateDir);
+        await unmountAll(stateDir, record.vkfs);
+      }
+    }
+    if (want === 'fuse') throw new FailedPreconditionError(`vkernel view: FUSE unavailable: ${fallbackReason}`);
+  }
+  record.mode = 'snapshot';
+  record.source = path.join(stateDir, 'snap');
+  record.pid = 0;
+  save();
+  await writeSnapshot(record, stateDir);
+  return { mode: 'snapshot', pid: 0, mounts: viewMounts(record.source, opts.policy, hostProc, hostSys), source: record.source, fallbackReason };
+}
+
+// ---- update ----
+
+export interface ViewUpdate {
+  policy?: ViewPolicy;
+  containerInitStartTime?: string | number;
+}
+
+/**
+ * Applies a policy (or start time) change. FUSE: rewrites the config and signals the
+ * worker, so the next read uses it. Snapshot: rewrites the files (call it after every
+ * `update` of the limits too). A view started with view=off stays without mounts.
+ */
+export async function updateView(stateDir: string, change: ViewUpdate = {}): Promise<ViewMode> {
+  const dir = path.resolve(stateDir);
+  const r = readRecord(dir);
+  if (!r) throw new FailedPreconditionError(`vkernel view: no view in ${dir}`);
+  if (change.policy) r.policy = change.policy;
+  if (change.containerInitStartTime !== undefined) r.startTicks = String(change.containerInitStartTime);
+  writeReplace(path.join(dir, RECORD), JSON.stringify(r));
+  if (r.mode === 'off') return 'off';
+  writeReplace(path.join(dir, CONFIG), configFor(r));
+  if (r.mode === 'snapshot') {
+    await writeSnapshot(r, dir);
+    return 'snapshot';
+  }
+  // The worker reloads on SIGUSR2 before it reads the next request (and once a second
+  // anyway); the keeper ignores the signal.
+  for (const pid of supervisorPids(dir)) {
+    try {
+      process.kill(pid, 'SIGUSR2');
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  return 'fuse';
+}
+
+// ---- stop ----
+
+async function cleanupFuse(stateDir: string): Promise<void> {
+  const { keeper } = readPidfile(stateDir);
+  if (alive(keeper) && supervisorPids(stateDir).includes(keeper)) {
+    try {
+      process.kill(keeper, 'SIGTERM'); // the keeper kills its worker and unmounts
+    } catch {
+      /* gone */
+    }
+    for (let i = 0; i < 50 && alive(keeper); i++) await sleep(20);
+  }
+  for (let round = 0; round < 20; round++) {
+    const pids = supervisorPids(stateDir);
+    if (pids.length === 0) break;
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+    await sleep(20);
+  }
+}
+
+async function unmountAll(stateDir: string, vkfs: string): Promise<void> {
+  for (let round = 0; round < 5; round++) {
+    const mps = mountsBelow(stateDir);
+    if (mps.length === 0) return;
+    for (const mp of mps) {
+      const res = fs.existsSync(vkfs) ? await run(vkfs, ['umount', mp]) : await run('umount', ['-l', mp]);
+      if (res.code !== 0 && round === 4) throw new FailedPreconditionError(`vkernel view: cannot unmount ${mp}: ${res.stderr.trim()}`);
+    }
+  }
+  const left = mountsBelow(stateDir);
+  if (left.length) throw new FailedPreconditionError(`vkernel view: still mounted: ${left.join(', ')}`);
+}
+
+/**
+ * Stops the supervisor (keeper, worker, a worker that took over), lazy-unmounts the view
+ * and the snapshot tmpfs, and removes stateDir. Idempotent; works after the keeper died.
+ */
+export async function stopView(stateDir: string): Promise<void> {
+  const dir = path.resolve(stateDir);
+  if (!fs.existsSync(dir)) return;
+  const r = readRecord(dir);
+  await cleanupFuse(dir);
+  await unmountAll(dir, r?.vkfs ?? vkfsPath());
+  fs.rmSync(dir, { recursive: true, force: true });
+}
+
+export function viewStatus(stateDir: string): ViewStatus {
+  const dir = path.resolve(stateDir);
+  const r = readRecord(dir);
+  if (!r) return { mode: 'stopped', keeperPid: 0, workerPid: 0, alive: false };
+  if (r.mode !== 'fuse') {
+    return { mode: r.mode, keeperPid: 0, workerPid: 0, alive: r.mode === 'off' || fs.existsSync(r.source) };
+  }
+  const { keeper, worker } = readPidfile(dir);
+  return { mode: 'fuse', keeperPid: keeper, workerPid: worker, alive: alive(keeper) && mountsBelow(r.source).length > 0 };
+}
+
+export { VIEW_FILES };
