@@ -8,11 +8,12 @@ import { createCgroupManager } from '../cgroups/manager';
 import { CleanupStack } from '../cleanup';
 import type { RuntimeContext } from '../context';
 import { trace } from '../trace';
-import { InvalidArgumentError, NotImplementedError } from '../errors';
+import { InvalidArgumentError } from '../errors';
 import { runHooks } from '../hooks';
 import { launchInit, type InitHandle } from '../init/channel';
 import { buildCreatePlan } from '../init/from-spec';
 import { OCI_VERSION } from '../paths';
+import { agentMessage } from '../seccomp/agent-message';
 import { compileSeccomp } from '../seccomp/compile';
 import { loadBundle } from '../spec/load';
 import type { OciState, Seccomp } from '../spec/types';
@@ -81,6 +82,7 @@ export async function create(ctx: RuntimeContext, opts: CreateOptions): Promise<
       consoleSocket: opts.consoleSocket,
       cgroupProcs: cgroup.procsFiles(),
       noPivot: !!opts.noPivot,
+      containerId: opts.id,
       noNewKeyring: !!opts.noNewKeyring,
       preserveFds,
       wait: !!opts.wait,
@@ -90,7 +92,10 @@ export async function create(ctx: RuntimeContext, opts: CreateOptions): Promise<
     if (seccompBpf) {
       plan.seccompBpf = seccompBpf.path;
       plan.seccompFlags = seccompBpf.flags;
+      plan.seccompListener = seccompBpf.listener?.path;
     }
+    // exec joins the container's keyring unless create was told not to make one.
+    if (opts.noNewKeyring) fs.writeFileSync(noNewKeyringMarker(ctx, opts.id), '');
 
     const record: ContainerRecord = {
       version: RECORD_VERSION,
@@ -136,6 +141,10 @@ export async function create(ctx: RuntimeContext, opts: CreateOptions): Promise<
             return JSON.stringify(stateFor(pid, 'created'));
           }
         : undefined,
+      // As runc: the agent hears of the container while it is being created.
+      seccompAgentMessage: seccompBpf?.listener
+        ? (pid) => agentMessage(stateFor(pid, 'creating'), pid, seccompBpf.listener?.metadata)
+        : undefined,
     });
     store.save(record);
     trace('init ready, state saved');
@@ -158,18 +167,24 @@ async function prepareSeccomp(
   ctx: RuntimeContext,
   id: string,
   seccomp: Seccomp | undefined,
-): Promise<{ path: string; flags: number } | undefined> {
+): Promise<{ path: string; flags: number; listener?: { path: string; metadata?: string } } | undefined> {
   if (!seccomp) return undefined;
   const compiled = await compileSeccomp(seccomp, {
     cacheDir: path.join(ctx.store.root, '.seccomp-cache'),
     log: (m) => ctx.log.warn(m),
   });
   if (!compiled) return undefined;
-  if (compiled.notify) {
-    throw new NotImplementedError('linux.seccomp: SCMP_ACT_NOTIFY with listenerPath is not supported yet');
-  }
   const dest = path.join(ctx.store.dir(id), 'seccomp.bpf');
   fs.copyFileSync(compiled.bpfPath, dest);
   fs.writeFileSync(path.join(ctx.store.dir(id), 'seccomp.flags'), String(compiled.flags));
-  return { path: dest, flags: compiled.flags };
+  // Validation makes listenerPath required for a notifying profile; the flags then hold
+  // NEW_LISTENER and the container process hands the listener to the agent.
+  const listener =
+    compiled.notify && compiled.listenerPath ? { path: compiled.listenerPath, metadata: compiled.listenerMetadata } : undefined;
+  return { path: dest, flags: compiled.flags, listener };
+}
+
+/** A file in the state dir: the container was created with --no-new-keyring. */
+export function noNewKeyringMarker(ctx: Pick<RuntimeContext, 'store'>, id: string): string {
+  return path.join(ctx.store.dir(id), 'no-new-keyring');
 }

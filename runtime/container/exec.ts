@@ -1,7 +1,7 @@
 // `exec`: run a new process inside a running (or created) container, as `runc exec`.
 import * as fs from 'node:fs';
 import type { RuntimeContext } from '../context';
-import { InvalidArgumentError } from '../errors';
+import { FailedPreconditionError, InvalidArgumentError } from '../errors';
 import { launchInit, type InitHandle } from '../init/channel';
 import { buildExecPlan } from '../init/from-spec';
 import type { Capabilities, Process } from '../spec/types';
@@ -10,6 +10,9 @@ import { writeFileAtomic } from '../state/atomic';
 import { Container } from './container';
 import * as path from 'node:path';
 import type { InitPlan } from '../init/plan-types';
+import { agentMessage } from '../seccomp/agent-message';
+import { SECCOMP_FILTER_FLAG_NEW_LISTENER } from '../seccomp/constants';
+import { noNewKeyringMarker } from './create';
 
 export interface ExecOptions {
   id: string;
@@ -49,7 +52,7 @@ export async function exec(ctx: RuntimeContext, opts: ExecOptions): Promise<numb
  */
 export async function spawnExec(ctx: RuntimeContext, opts: ExecOptions): Promise<InitHandle> {
   const container = Container.load(ctx.store, opts.id, ctx.sys);
-  await container.require('exec');
+  const status = await container.require('exec');
   const spec = container.spec();
   const proc = opts.process
     ? validateProcess(opts.process, 'process')
@@ -63,6 +66,8 @@ export async function spawnExec(ctx: RuntimeContext, opts: ExecOptions): Promise
   const plan = buildExecPlan(proc, {
     pid: container.record.pid,
     spec,
+    containerId: container.id,
+    noNewKeyring: fs.existsSync(noNewKeyringMarker(ctx, container.id)),
     cgroupProcs: container.cgroup().procsFiles(),
     consoleSocket: opts.consoleSocket,
     preserveFds: opts.preserveFds ?? 0,
@@ -70,7 +75,14 @@ export async function spawnExec(ctx: RuntimeContext, opts: ExecOptions): Promise
     capLastCap: ctx.sys.capLastCap(),
   });
   applyContainerSeccomp(container, plan);
-  const handle = await launchInit(plan, { stdio: opts.stdio, preserveFds: opts.preserveFds ?? 0, onPid: opts.onPid });
+  const metadata = spec.linux?.seccomp?.listenerMetadata || undefined;
+  const handle = await launchInit(plan, {
+    stdio: opts.stdio,
+    preserveFds: opts.preserveFds ?? 0,
+    onPid: opts.onPid,
+    // As runc: the agent gets a listener for each exec'd process, with its pid.
+    seccompAgentMessage: plan.seccompListener !== undefined ? (pid) => agentMessage(container.ociState(status), pid, metadata) : undefined,
+  });
   if (opts.pidFile) writeFileAtomic(opts.pidFile, String(handle.pid), 0o644);
   return handle;
 }
@@ -129,4 +141,9 @@ function applyContainerSeccomp(container: Container, plan: InitPlan): void {
   if (!fs.existsSync(bpf)) return;
   plan.seccompBpf = bpf;
   plan.seccompFlags = Number(fs.readFileSync(path.join(dir, 'seccomp.flags'), 'utf8'));
+  if (plan.seccompFlags & SECCOMP_FILTER_FLAG_NEW_LISTENER) {
+    const listenerPath = container.spec().linux?.seccomp?.listenerPath;
+    if (!listenerPath) throw new FailedPreconditionError(`container ${container.id}: its seccomp filter notifies but has no listenerPath`);
+    plan.seccompListener = listenerPath;
+  }
 }

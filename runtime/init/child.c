@@ -25,6 +25,14 @@ static int wait_release(struct child *c, struct vk_error *err)
 	cleanup_free char *frame = NULL;
 	size_t len;
 
+	/* With a seccomp agent the parent relays Node's message for it first. */
+	if (c->p->seccomp_listener) {
+		if (read_frame(&c->chan_in, &c->p->agent_msg, &len, err) < 0)
+			return -1;
+		if (strncmp(c->p->agent_msg, "seccomp\n", 8))
+			return vk_fail(err, "sync", EINVAL, "expected the seccomp agent message");
+		c->p->agent_msg += 8;
+	}
 	if (read_frame(&c->chan_in, &frame, &len, err) < 0)
 		return -1;
 	if (strcmp(frame, "release"))
@@ -75,6 +83,11 @@ static int enter(struct child *c, struct vk_error *err)
 	 * host fds (CVE-2016-9962); execve resets it for the workload. */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		return vk_fail(err, "init", errno, "prctl PR_SET_DUMPABLE");
+	/* In runc's order: keyring and network before the rootfs. */
+	if (p->keyring && keyring_join(p, err) < 0)
+		return -1;
+	if (p->loopback_up && loopback_set_up(err) < 0)
+		return -1;
 	return 0;
 }
 

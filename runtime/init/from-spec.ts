@@ -86,7 +86,9 @@ export interface CreatePlanContext {
   consoleSocket?: string;
   cgroupProcs: string[]; // cgroup.procs files to join (from the cgroup manager)
   noPivot: boolean;
-  /** Accepted for runc CLI compatibility; the plan has no session keyring step. */
+  /** The container id: the session keyring is named "_ses.<id>" (as runc). */
+  containerId?: string;
+  /** --no-new-keyring: keep the caller's session keyring (as does leaving containerId out). */
   noNewKeyring?: boolean;
   preserveFds: number;
   wait: boolean; // foreground run: parent relays the exit code
@@ -99,6 +101,9 @@ export interface CreatePlanContext {
 export interface ExecPlanContext {
   pid: number; // container init pid
   spec: Spec; // container's config
+  /** Join the container's session keyring "_ses.<id>" (unless it was created with --no-new-keyring). */
+  containerId?: string;
+  noNewKeyring?: boolean;
   cgroupProcs: string[];
   consoleSocket?: string;
   preserveFds: number;
@@ -120,6 +125,15 @@ const DEFAULT_DEVICES: ReadonlyArray<{ path: string; major: number; minor: numbe
   { path: '/dev/zero', major: 1, minor: 5 },
   { path: '/dev/urandom', major: 1, minor: 9 },
 ];
+
+/** runc's session keyring name for a container. */
+export function sessionKeyringName(id: string): string {
+  return `_ses.${id}`;
+}
+
+/** runc's extra keyring permissions: search for its owner, or for "other" in a user namespace. */
+const KEY_USR_SEARCH = 0x00080000;
+const KEY_OTH_SEARCH = 0x00000008;
 
 function probeOf(p?: Partial<HostProbe>): HostProbe {
   return { ...hostProbe, ...(p ?? {}) };
@@ -567,6 +581,11 @@ export function buildCreatePlan(spec: Spec, ctx: CreatePlanContext): InitPlan {
     if (probe.geteuid() !== 0) plan.setgroupsDeny = true;
   }
   if (ctx.consoleSocket) plan.consoleSocket = ctx.consoleSocket;
+  if (ctx.containerId !== undefined && !ctx.noNewKeyring) {
+    plan.sessionKeyring = { name: sessionKeyringName(ctx.containerId), addPerm: hasUserNs ? KEY_OTH_SEARCH : KEY_USR_SEARCH };
+  }
+  // runc's specconv adds its loopback "network" for a new (not joined) network namespace.
+  if (cloneFlags & NAMESPACES.network.flag) plan.loopbackUp = true;
   if (spec.hostname) plan.hostname = spec.hostname;
   if (spec.domainname) plan.domainname = spec.domainname;
   if (proc.terminal && proc.consoleSize) plan.consoleSize = { rows: proc.consoleSize.height, cols: proc.consoleSize.width };
@@ -637,6 +656,8 @@ export function buildExecPlan(proc: Process, ctx: ExecPlanContext): InitPlan {
     startContainerHooks: [],
   };
   if (ctx.consoleSocket) plan.consoleSocket = ctx.consoleSocket;
+  // runc's setns init joins the container's keyring as it is (no permission change).
+  if (ctx.containerId !== undefined && !ctx.noNewKeyring) plan.sessionKeyring = { name: sessionKeyringName(ctx.containerId), addPerm: 0 };
   if (proc.terminal && proc.consoleSize) plan.consoleSize = { rows: proc.consoleSize.height, cols: proc.consoleSize.width };
   if (oomScoreAdj !== undefined && oomScoreAdj !== null) plan.oomScoreAdj = oomScoreAdj;
   if (proc.user.umask !== undefined && proc.user.umask !== null) plan.umask = proc.user.umask;

@@ -31,22 +31,47 @@ int open_in_root(int rootfd, const char *path, int flags)
 	return (int)fd;
 }
 
+/* `comp` (in `parent`, ending the prefix `buf`) is a symlink whose target is missing: the
+ * path to create instead, the target in place of the link and `rest` after it. Relative
+ * targets count from the link's directory; absolute ones and ".." stay in the rootfs,
+ * since every later lookup is RESOLVE_IN_ROOT. NULL when it is no symlink. */
+static char *through_link(int parent, const char *buf, const char *comp, const char *rest)
+{
+	char target[4096];
+	ssize_t n = readlinkat(parent, comp, target, sizeof target - 1);
+	int dirlen = (int)(comp - buf);
+	char *out;
+
+	if (n <= 0)
+		return NULL;
+	target[n] = '\0';
+	if (asprintf(&out, "%.*s/%s/%s", target[0] == '/' ? 0 : dirlen, buf, target, rest) < 0)
+		return NULL;
+	return out;
+}
+
 /* Open `path` in the root, creating missing components (directories, and the last one
  * as an empty file when `file`). Each component is created inside its parent as
- * resolved in-root, so a symlink in the way cannot lead the creation outside. */
+ * resolved in-root, so a symlink in the way cannot lead the creation outside; a dangling
+ * one gets its target created (inside the rootfs), as runc's securejoin + MkdirAll. */
 int mkpath_in_root(int rootfd, const char *path, bool file, const char *step,
 		   struct vk_error *err)
 {
-	cleanup_free char *buf = strdup(path);
+	cleanup_free char *buf = NULL;
 	cleanup_close int parent = -1;
+	int links = 0;
 	char *comp;
 	int fd;
 
 	fd = open_in_root(rootfd, path, O_PATH);
 	if (fd >= 0 || errno != ENOENT)
 		return fd >= 0 ? fd : vk_fail(err, step, errno, "open \"%s\" in the rootfs", path);
+	buf = strdup(path);
 	if (!buf)
 		return vk_fail(err, step, ENOMEM, "strdup");
+restart:
+	if (parent >= 0)
+		close(parent);
 	parent = open_in_root(rootfd, "/", O_PATH);
 	if (parent < 0)
 		return vk_fail(err, step, errno, "open the rootfs");
@@ -74,6 +99,18 @@ int mkpath_in_root(int rootfd, const char *path, bool file, const char *step,
 			if (r < 0 && errno != EEXIST)
 				return vk_fail(err, step, errno, "create \"%s\" in the rootfs", buf);
 			cur = open_in_root(rootfd, buf, O_PATH);
+			if (cur < 0 && errno == ENOENT && r < 0) {
+				char *redirected = through_link(parent, buf, comp, next);
+				if (redirected) {
+					free(buf);
+					buf = redirected;
+					if (++links > 40)
+						return vk_fail(err, step, ELOOP,
+							       "create \"%s\" in the rootfs", path);
+					goto restart;
+				}
+				errno = ENOENT;
+			}
 		}
 		if (cur < 0)
 			return vk_fail(err, step, errno, "open \"%s\" in the rootfs", buf);

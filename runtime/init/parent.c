@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -69,6 +70,15 @@ static int open_host(struct parent *pa, struct vk_error *err)
 			return vk_fail(err, "seccomp", EINVAL, "\"%s\": %zu bytes is not a BPF program",
 				       p->seccomp_path, p->seccomp_len);
 	}
+	/* The seccomp agent's socket is a host path too. The child inherits the connection
+	 * and hands over the listener itself, right after loading the filter: in create
+	 * mode that is after `start`, when this process is long gone. */
+	if (p->seccomp_listener) {
+		p->agent_fd = connect_unix(p->seccomp_listener);
+		if (p->agent_fd < 0)
+			return vk_fail(err, "seccomp", errno, "connect to the seccomp agent \"%s\"",
+				       p->seccomp_listener);
+	}
 	if (p->exec_fifo) {
 		if (mkfifo(p->exec_fifo, 0622) < 0)
 			return vk_fail(err, "exec_fifo", errno, "mkfifo \"%s\"", p->exec_fifo);
@@ -81,14 +91,8 @@ static int open_host(struct parent *pa, struct vk_error *err)
 			return vk_fail(err, "exec_fifo", errno, "open \"%s\"", p->exec_fifo);
 	}
 	if (p->console_socket) {
-		struct sockaddr_un addr = { .sun_family = AF_UNIX };
-		if (strlen(p->console_socket) >= sizeof addr.sun_path)
-			return vk_fail(err, "console", ENAMETOOLONG, "console socket \"%s\"",
-				       p->console_socket);
-		strcpy(addr.sun_path, p->console_socket);
-		pa->console = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (pa->console < 0 ||
-		    connect(pa->console, (struct sockaddr *)&addr, sizeof addr) < 0)
+		pa->console = connect_unix(p->console_socket);
+		if (pa->console < 0)
 			return vk_fail(err, "console", errno, "connect \"%s\"", p->console_socket);
 	} else if (p->terminal) {
 		/* `run -t` in the foreground: we receive the master ourselves and proxy it. */
@@ -104,6 +108,14 @@ static int open_host(struct parent *pa, struct vk_error *err)
 
 static int join_namespaces(struct parent *pa, struct vk_error *err)
 {
+	/* Joining namespaces that already hold processes (exec mode, or a shared pid or
+	 * net namespace): the child is cloned among them and must never be ptraceable nor
+	 * have its /proc files (exe, fd/) opened by them, not even in the instant before
+	 * it could drop dumpable itself (CVE-2016-9962). It inherits this at clone, and
+	 * execve resets it for the workload. As runc's nsexec, only then: without joins a
+	 * rootless parent still has to write the child's id maps. */
+	if (pa->p->njoins && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		return vk_fail(err, "init", errno, "prctl PR_SET_DUMPABLE");
 	for (size_t i = 0; i < pa->p->njoins; i++) {
 		if (setns(pa->nsfds[i], pa->p->joins[i].nstype) < 0)
 			return vk_fail(err, "setns", errno, "setns \"%s\"", pa->p->joins[i].path);
@@ -168,6 +180,9 @@ static int spawn_child(struct parent *pa, struct vk_error *err)
 	if (p->exec_fifo_fd >= 0)
 		close(p->exec_fifo_fd);
 	p->exec_fifo_fd = -1;
+	if (p->agent_fd >= 0)
+		close(p->agent_fd);
+	p->agent_fd = -1;
 	return 0;
 }
 
@@ -180,6 +195,26 @@ static int write_proc(struct parent *pa, const char *file, const char *data,
 	if (write_file_at(pa->proc, path, data) < 0)
 		return vk_fail(err, !strcmp(file, "oom_score_adj") ? "oom_score_adj" : "userns",
 			       errno, "write /proc/%s", path);
+	return 0;
+}
+
+enum { READY = 0, FAILED = -1, CHILD_ERROR = -2, ABORTED = -3 };
+
+/* seccomp_listener: Node answers our `pid` with `seccomp\n<agent message JSON>` (it
+ * needs the pid for it) or `abort`; the child gets the frame before its release. */
+static int relay_agent_message(struct parent *pa, struct vk_error *err)
+{
+	cleanup_free char *frame = NULL;
+	size_t len;
+
+	if (read_frame(&pa->node_in, &frame, &len, err) < 0)
+		return FAILED;
+	if (!strcmp(frame, "abort"))
+		return ABORTED;
+	if (strncmp(frame, "seccomp\n", 8))
+		return vk_fail(err, "sync", EINVAL, "expected the seccomp agent message");
+	if (send_frame(pa->chan, frame, len) < 0)
+		return vk_fail(err, "sync", errno, "relay the seccomp agent message");
 	return 0;
 }
 
@@ -210,6 +245,11 @@ static int setup_child(struct parent *pa, struct vk_error *err)
 				       p->cgroup_procs[i]);
 	if (send_line(pa->node, "pid %d", pa->pid) < 0)
 		return vk_fail(err, "sync", errno, "send pid");
+	if (p->seccomp_listener) {
+		int r = relay_agent_message(pa, err);
+		if (r < 0)
+			return r;
+	}
 	if (send_frame(pa->chan, "release", 7) < 0)
 		return vk_fail(err, "sync", errno, "release the child");
 	return 0;
@@ -252,8 +292,6 @@ static int exit_code(int status)
 	return WEXITSTATUS(status);
 }
 
-enum { READY = 0, FAILED = -1, CHILD_ERROR = -2, ABORTED = -3 };
-
 /* The `hooks` point: Node runs its hooks and answers `go\n<state>` or `abort`. */
 static int relay_hooks(struct parent *pa, struct vk_error *err)
 {
@@ -295,9 +333,11 @@ static int until_ready(struct parent *pa, char **child_err, struct vk_error *err
 			return vk_fail(err, "init", errno, "poll");
 		}
 		while (fds[2].revents && (sig = next_signal(pa)) > 0) {
-			if (sig == SIGCHLD)
+			/* Detached: a workload that already exited stays a zombie for the
+			 * caller's subreaper, which reports its status (we would lose it). */
+			if (sig == SIGCHLD && pa->p->wait)
 				reap(pa, false);
-			else if (sig != SIGWINCH)
+			else if (sig != SIGWINCH && sig != SIGCHLD)
 				return vk_fail(err, "init", EINTR, "interrupted by signal %d", sig);
 		}
 		if (fds[1].revents) {
@@ -450,9 +490,11 @@ int parent_main(struct vk_plan *p, int node)
 
 	proxy_init(&pa.px);
 	if (open_host(&pa, &err) < 0 || join_namespaces(&pa, &err) < 0 ||
-	    spawn_child(&pa, &err) < 0 || setup_child(&pa, &err) < 0)
+	    spawn_child(&pa, &err) < 0)
 		return fail(&pa, &err, NULL);
-	r = until_ready(&pa, &child_err, &err);
+	r = setup_child(&pa, &err);
+	if (r == READY)
+		r = until_ready(&pa, &child_err, &err);
 	if (r == ABORTED)
 		return fail(&pa, NULL, NULL);
 	if (r != READY)

@@ -90,6 +90,15 @@ export interface InitPlan {
   syncHooks: boolean;
   /** fds 3..3+preserveFds-1 are passed to the container as they are. */
   preserveFds: number;
+  /**
+   * Join this session keyring (KEYCTL_JOIN_SESSION_KEYRING: created when no keyring of
+   * that name is searchable) instead of keeping the caller's, then OR `addPerm` into its
+   * permissions (0 leaves them). runc: "_ses.<id>", + 0x80000 (user search), or 0x8
+   * (other search) with a user namespace; exec joins it with 0. Absent: --no-new-keyring.
+   */
+  sessionKeyring?: { name: string; addPerm: number };
+  /** Bring "lo" up in the network namespace the plan creates (runc's loopback network). */
+  loopbackUp?: boolean;
 
   // ---- child stage (inside the namespaces) ----
   /** Absolute host path of the rootfs (create mode). */
@@ -129,4 +138,11 @@ export interface InitPlan {
   seccompBpf?: string;
   /** Kernel seccomp filter flags (SECCOMP_FILTER_FLAG_*). */
   seccompFlags?: number;
+  /**
+   * linux.seccomp.listenerPath, for a filter with SECCOMP_FILTER_FLAG_NEW_LISTENER (both or
+   * neither). vkinit connects to it before any setns; the container process sends the
+   * agent message (LaunchOptions.seccompAgentMessage) with the listener fd right after
+   * loading the filter. PROTOCOL.md "Seccomp agent".
+   */
+  seccompListener?: string;
 }

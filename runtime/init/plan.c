@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <string.h>
+#include <linux/seccomp.h>
 #include <sys/mount.h>
 
 struct rec {
@@ -158,6 +159,24 @@ static int op_preserve_fds(struct vk_plan *p, struct rec *r)
 	if (num_u(r->argv[0], 65536, &n) < 0)
 		return -1;
 	p->preserve_fds = (int)n;
+	return 0;
+}
+
+static int op_session_keyring(struct vk_plan *p, struct rec *r)
+{
+	uint32_t perm;
+
+	if (!*r->argv[0] || num_id(r->argv[1], &perm) < 0)
+		return BAD;
+	p->keyring = r->argv[0];
+	p->keyring_perm = perm;
+	return 0;
+}
+
+static int op_loopback_up(struct vk_plan *p, struct rec *r)
+{
+	(void)r;
+	p->loopback_up = true;
 	return 0;
 }
 
@@ -428,6 +447,14 @@ static int op_seccomp(struct vk_plan *p, struct rec *r)
 	return 0;
 }
 
+static int op_seccomp_listener(struct vk_plan *p, struct rec *r)
+{
+	if (r->argv[0][0] != '/')
+		return BAD;
+	p->seccomp_listener = r->argv[0];
+	return 0;
+}
+
 static const struct {
 	const char *op;
 	size_t min, max; /* argc bounds */
@@ -445,6 +472,8 @@ static const struct {
 	{ "wait", 0, 0, op_wait },
 	{ "sync_hooks", 0, 0, op_sync_hooks },
 	{ "preserve_fds", 1, 1, op_preserve_fds },
+	{ "session_keyring", 2, 2, op_session_keyring },
+	{ "loopback_up", 0, 0, op_loopback_up },
 	{ "rootfs", 1, 1, op_rootfs },
 	{ "root_readonly", 0, 0, op_root_readonly },
 	{ "no_pivot", 0, 0, op_no_pivot },
@@ -471,6 +500,7 @@ static const struct {
 	{ "no_new_privs", 0, 0, op_no_new_privs },
 	{ "hook", 4, 1u << 20, op_hook },
 	{ "seccomp", 2, 2, op_seccomp },
+	{ "seccomp_listener", 1, 1, op_seccomp_listener },
 };
 
 /* Next NUL-terminated string at *pos, or NULL when the buffer ends first. */
@@ -519,6 +549,14 @@ static int plan_check(struct vk_plan *p, struct vk_error *err)
 	     p->nsymlinks) &&
 	    !p->rootfs)
 		return vk_fail(err, "plan", EINVAL, "mount steps without rootfs");
+	/* Only a namespace of our own: never the host's (or a joined) lo. */
+	if (p->loopback_up && !(p->clone_flags & CLONE_NEWNET))
+		return vk_fail(err, "plan", EINVAL, "loopback_up needs a new network namespace");
+	/* A listener fd nobody receives would leave notifying syscalls hanging for good. */
+	if (!!(p->seccomp_flags & SECCOMP_FILTER_FLAG_NEW_LISTENER) != !!p->seccomp_listener ||
+	    (p->seccomp_listener && !p->seccomp_path))
+		return vk_fail(err, "plan", EINVAL,
+			       "seccomp NEW_LISTENER and seccomp_listener go together");
 	return 0;
 }
 
@@ -531,6 +569,7 @@ int plan_parse(struct vk_plan *p, char *data, size_t len, struct vk_error *err)
 	p->root_propagation = MS_SLAVE | MS_REC;
 	p->cwd = "/";
 	p->exec_fifo_fd = -1;
+	p->agent_fd = -1;
 	while (pos < len) {
 		struct rec r = { 0 };
 		cleanup_free char **argv = NULL;

@@ -80,6 +80,15 @@ export function encodePlan(plan: InitPlan): Buffer {
   if (plan.wait) w.add('wait');
   if (plan.syncHooks) w.add('sync_hooks');
   w.add('preserve_fds', uint('preserveFds', plan.preserveFds));
+  if (plan.sessionKeyring) {
+    const { name, addPerm } = plan.sessionKeyring;
+    if (name === '') throw new InvalidArgumentError('init plan: sessionKeyring.name is empty', 'sessionKeyring');
+    if (!Number.isSafeInteger(addPerm) || addPerm < 0 || addPerm > 0xffffffff) {
+      throw new InvalidArgumentError(`init plan: sessionKeyring.addPerm is not a u32 (got ${addPerm})`, 'sessionKeyring');
+    }
+    w.add('session_keyring', name, addPerm);
+  }
+  if (plan.loopbackUp) w.add('loopback_up');
 
   if (plan.rootfs !== undefined) w.add('rootfs', plan.rootfs);
   if (plan.rootReadonly) w.add('root_readonly');
@@ -144,6 +153,7 @@ export function encodePlan(plan: InitPlan): Buffer {
     w.add('hook', stage, uint('hooks.timeout', h.timeout), h.path, args.length, ...args, ...h.env);
   }
   if (plan.seccompBpf !== undefined) w.add('seccomp', plan.seccompBpf, flags('seccompFlags', plan.seccompFlags ?? 0));
+  if (plan.seccompListener !== undefined) w.add('seccomp_listener', plan.seccompListener);
   return w.toBuffer();
 }
 

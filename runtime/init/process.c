@@ -70,9 +70,20 @@ static int load_seccomp(struct vk_plan *p, struct vk_error *err)
 		.filter = p->seccomp_prog,
 	};
 
-	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, p->seccomp_flags, &prog) < 0)
+	long listener = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, p->seccomp_flags, &prog);
+
+	if (listener < 0)
 		return vk_fail(err, "seccomp", errno, "load \"%s\" (flags 0x%x)", p->seccomp_path,
 			       p->seccomp_flags);
+	if (!p->seccomp_listener)
+		return 0;
+	/* The filter is live, so every syscall from here may be trapped: one sendmsg hands
+	 * the agent its message and the listener (validation refuses NOTIFY for sendmsg,
+	 * which would wait for an agent that has no fd yet), then execve. Both fds are
+	 * close-on-exec; they are not closed here to spare the syscalls. */
+	if (send_fd(p->agent_fd, (int)listener, p->agent_msg) < 0)
+		return vk_fail(err, "seccomp", errno, "send the listener fd to the agent \"%s\"",
+			       p->seccomp_listener);
 	return 0;
 }
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 #define MAX_FRAME (64u << 20)
 
@@ -188,7 +189,26 @@ int send_fd(int sock, int fd, const char *name)
 	do
 		n = sendmsg(sock, &msg, MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
-	return n < 0 ? -1 : 0;
+	if (n >= 0 && (size_t)n < iov.iov_len)
+		errno = EMSGSIZE; /* the receiver reads one message: a cut one is useless */
+	return n < 0 || (size_t)n < iov.iov_len ? -1 : 0;
+}
+
+/* A connected AF_UNIX stream socket (close-on-exec), or -1 with errno. */
+int connect_unix(const char *path)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	cleanup_close int fd = -1;
+
+	if (strlen(path) >= sizeof addr.sun_path) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	strcpy(addr.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0)
+		return -1;
+	return take_fd(&fd);
 }
 
 int recv_fd(int sock)

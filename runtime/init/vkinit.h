@@ -103,6 +103,9 @@ struct vk_plan {
 	const char *exec_fifo, *console_socket;
 	bool wait, sync_hooks;
 	int preserve_fds;
+	const char *keyring; /* session keyring to join; NULL: keep the caller's */
+	uint32_t keyring_perm; /* bits OR'ed into its permissions; 0: leave them */
+	bool loopback_up;
 
 	const char *rootfs;
 	bool root_readonly, no_pivot;
@@ -148,6 +151,7 @@ struct vk_plan {
 	size_t nhooks;
 	const char *seccomp_path;
 	unsigned int seccomp_flags;
+	const char *seccomp_listener; /* agent socket for the NEW_LISTENER fd */
 
 	/* Filled at run time. */
 	int exec_fifo_fd; /* O_PATH, opened by the parent; -1 without exec_fifo */
@@ -155,6 +159,8 @@ struct vk_plan {
 	size_t seccomp_len;
 	char *state; /* OCI state JSON from Node's `go`, stdin of in-container hooks */
 	size_t state_len;
+	int agent_fd; /* seccomp_listener, connected by the parent; -1 without */
+	char *agent_msg; /* the JSON the agent gets with the listener fd (from Node) */
 };
 
 int plan_parse(struct vk_plan *p, char *data, size_t len, struct vk_error *err);
@@ -193,6 +199,7 @@ int send_line(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3))
 int send_frame(int fd, const void *data, size_t len);
 int send_error(int fd, const struct vk_error *err);
 int send_fd(int sock, int fd, const char *name);
+int connect_unix(const char *path);
 int recv_fd(int sock);
 
 /* ---- parent.c / child.c -------------------------------------------------------------- */
@@ -242,6 +249,11 @@ void proxy_restore(struct vk_proxy *px);
 int process_setup(struct vk_plan *p, bool create_mode, struct vk_error *err);
 int process_lookup(struct vk_plan *p, char **path, struct vk_error *err);
 int process_exec(struct vk_plan *p, const char *path, struct vk_error *err);
+
+/* ---- setup.c: session keyring, loopback ----------------------------------------------- */
+
+int keyring_join(struct vk_plan *p, struct vk_error *err);
+int loopback_set_up(struct vk_error *err);
 
 /* ---- hooks.c ------------------------------------------------------------------------ */
 

@@ -377,6 +377,27 @@ describe('buildCreatePlan with runc defaults', () => {
     expect(buildCreatePlan(s, ctx({ seccompBpf: '/b' })).seccompFlags).toBe(0);
   });
 
+  test('session keyring as runc names it (unless --no-new-keyring), loopback for a new netns', () => {
+    const plan = buildCreatePlan(spec(), ctx({ containerId: 'c1' }));
+    expect(plan.sessionKeyring).toEqual({ name: '_ses.c1', addPerm: 0x80000 });
+    expect(plan.loopbackUp).toBe(true);
+    expect(buildCreatePlan(spec(), ctx({ containerId: 'c1', noNewKeyring: true })).sessionKeyring).toBeUndefined();
+    expect(buildCreatePlan(spec(), ctx()).sessionKeyring).toBeUndefined();
+
+    const userns = spec();
+    userns.linux!.namespaces!.push({ type: 'user' });
+    userns.linux!.uidMappings = [{ containerID: 0, hostID: 1000, size: 1 }];
+    userns.linux!.gidMappings = [{ containerID: 0, hostID: 1000, size: 1 }];
+    expect(buildCreatePlan(userns, ctx({ containerId: 'c1' })).sessionKeyring).toEqual({ name: '_ses.c1', addPerm: 0x8 });
+
+    const joinedNet = spec();
+    joinedNet.linux!.namespaces = joinedNet.linux!.namespaces!.map((n) => (n.type === 'network' ? { ...n, path: '/run/netns/x' } : n));
+    expect(buildCreatePlan(joinedNet, ctx()).loopbackUp).toBeUndefined();
+    const hostNet = spec();
+    hostNet.linux!.namespaces = hostNet.linux!.namespaces!.filter((n) => n.type !== 'network');
+    expect(buildCreatePlan(hostNet, ctx()).loopbackUp).toBeUndefined();
+  });
+
   test('HOME comes from a passwd bind-mounted over the rootfs one', () => {
     const alt = path.join(bundle, 'passwd.alt');
     fs.writeFileSync(alt, 'root:x:0:0:root:/elsewhere:/bin/sh\n');
@@ -507,6 +528,13 @@ describe('buildExecPlan', () => {
     });
     expect(own.caps!.bounding).toBe('0000000000000000');
     expect(own.rlimits).toEqual([{ resource: 7, soft: '5', hard: '5' }]);
+  });
+
+  test('joins the container session keyring as it is', () => {
+    const base = { pid: 4242, spec: container(), cgroupProcs: [], preserveFds: 0, wait: false, capLastCap: 40, probe };
+    expect(buildExecPlan(container().process!, { ...base, containerId: 'c1' }).sessionKeyring).toEqual({ name: '_ses.c1', addPerm: 0 });
+    expect(buildExecPlan(container().process!, { ...base, containerId: 'c1', noNewKeyring: true }).sessionKeyring).toBeUndefined();
+    expect(buildExecPlan(container().process!, base).loopbackUp).toBeUndefined();
   });
 
   test('our own process: every namespace is shared, nothing to join', () => {

@@ -204,6 +204,24 @@ describe('encodePlan', () => {
     expect(records(plan, 'seccomp')).toEqual([['/run/x/seccomp.bpf', '2']]);
   });
 
+  test('session keyring, loopback and seccomp listener records', () => {
+    const plan = basePlan({
+      sessionKeyring: { name: '_ses.c1', addPerm: 0x80000 },
+      loopbackUp: true,
+      seccompBpf: '/run/x/seccomp.bpf',
+      seccompFlags: 8,
+      seccompListener: '/run/agent.sock',
+    });
+    expect(records(plan, 'session_keyring')).toEqual([['_ses.c1', String(0x80000)]]);
+    expect(records(plan, 'loopback_up')).toEqual([[]]);
+    expect(records(plan, 'seccomp')).toEqual([['/run/x/seccomp.bpf', '8']]);
+    expect(records(plan, 'seccomp_listener')).toEqual([['/run/agent.sock']]);
+    const none = basePlan();
+    for (const op of ['session_keyring', 'loopback_up', 'seccomp_listener']) expect(records(none, op)).toEqual([]);
+    expect(() => encodePlan(basePlan({ sessionKeyring: { name: '', addPerm: 0 } }))).toThrow(InvalidArgumentError);
+    expect(() => encodePlan(basePlan({ sessionKeyring: { name: 'k', addPerm: 2 ** 32 } }))).toThrow(InvalidArgumentError);
+  });
+
   test('strings keep any byte but NUL', () => {
     const plan = basePlan({ args: ['echo', 'héllo wörld\n\ttab', ''], env: ['E=a=b'] });
     expect(records(plan, 'arg').map((r) => r[0])).toEqual(['echo', 'héllo wörld\n\ttab', '']);
