@@ -8,6 +8,7 @@ import { featuresCommand, specCommand } from './commands/info';
 import { deleteCommand, killCommand, listCommand, psCommand, startCommand, stateCommand } from './commands/lifecycle';
 import { eventsCommand, pauseCommand, resumeCommand, updateCommand } from './commands/resources';
 import { runCommand } from './commands/run';
+import { normalizeArgv } from './argv';
 import { reportError } from './context';
 import { trace } from '../runtime/trace';
 
@@ -18,7 +19,7 @@ export async function main(argv: string[]): Promise<void> {
     if (err.code === 'EPIPE') process.exit(0);
     throw err;
   });
-  await yargs(argv)
+  await yargs(normalizeArgv(argv))
     .scriptName('vkernel')
     .usage('vkernel [global options] <command> [options]')
     .option('root', { type: 'string', default: '/run/vkernel', describe: 'state directory' })
@@ -43,7 +44,7 @@ export async function main(argv: string[]): Promise<void> {
     .command(featuresCommand)
     .command(specCommand)
     .version(`vkernel version ${VKERNEL_VERSION}\nspec: ${OCI_VERSION}`)
-    .parserConfiguration({ 'boolean-negation': false, 'populate--': false })
+    .parserConfiguration({ 'boolean-negation': false })
     .demandCommand(1, 'a command is required')
     .strict()
     .fail((msg, err) => {

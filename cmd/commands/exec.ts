@@ -1,7 +1,9 @@
 import type { Argv, CommandModule } from 'yargs';
 import { exec } from '../../runtime/container/exec';
+import { InvalidArgumentError } from '../../runtime/errors';
 import { action, contextFrom, type GlobalArgs } from '../context';
 import { forwardSignals } from './signals';
+import { afterDoubleDash } from '../argv';
 
 type ExecArgs = GlobalArgs & {
   id: string;
@@ -39,12 +41,17 @@ export const execCommand: CommandModule<GlobalArgs, ExecArgs> = {
       .option('preserve-fds', { type: 'number', default: 0 }) as Argv<ExecArgs>,
   // runc exits 255 when the exec itself fails (not the process): callers tell the two apart.
   handler: action(async (argv: ExecArgs) => {
+    // Checked here, as `create` does, so the error names the flag (not the init plan).
+    const preserveFds = argv['preserve-fds'] ?? 0;
+    if (!Number.isInteger(preserveFds) || preserveFds < 0) {
+      throw new InvalidArgumentError(`--preserve-fds: must be a non-negative integer (got ${preserveFds})`, 'preserve-fds');
+    }
     const stop = forwardSignals();
     try {
       return await exec(contextFrom(argv), {
         id: argv.id,
         processFile: argv.process,
-        args: (argv.command ?? []).map(String),
+        args: [...(argv.command ?? []), ...afterDoubleDash(argv)].map(String),
         tty: argv.tty,
         cwd: argv.cwd,
         env: argv.env,

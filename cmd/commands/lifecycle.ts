@@ -6,8 +6,10 @@ import { formatTable, list } from '../../runtime/container/list';
 import { containerPids, psTable } from '../../runtime/container/ps';
 import { start } from '../../runtime/container/start';
 import { state } from '../../runtime/container/state';
-import { InvalidArgumentError } from '../../runtime/errors';
+import { InvalidArgumentError, NotFoundError } from '../../runtime/errors';
+import { validateContainerId } from '../../runtime/spec/validate';
 import { parseSignal } from '../../runtime/signals';
+import { afterDoubleDash } from '../argv';
 import { action, contextFrom, type GlobalArgs } from '../context';
 
 type IdArgs = GlobalArgs & { id: string };
@@ -51,7 +53,18 @@ export const deleteCommand: CommandModule<GlobalArgs, DeleteArgs> = {
   builder: (y) =>
     y.positional('id', { type: 'string' }).option('force', { alias: 'f', type: 'boolean' }) as Argv<DeleteArgs>,
   handler: action(async (argv: DeleteArgs) => {
-    await deleteContainer(contextFrom(argv), argv.id, argv.force);
+    const ctx = contextFrom(argv);
+    try {
+      await deleteContainer(ctx, argv.id, argv.force);
+    } catch (err) {
+      // As runc: `delete --force` of a container that does not exist succeeds silently
+      // (conmon/podman call it to clean up after a failed create). Bad ids still fail.
+      if (argv.force && err instanceof NotFoundError) {
+        validateContainerId(argv.id);
+        if (!ctx.store.exists(argv.id)) return;
+      }
+      throw err;
+    }
   }),
 };
 
@@ -85,10 +98,11 @@ export const psCommand: CommandModule<GlobalArgs, PsArgs> = {
       .positional('psArgs', { type: 'string', array: true })
       .option('format', { alias: 'f', type: 'string', default: 'table', choices: ['table', 'json'] }) as Argv<PsArgs>,
   handler: action(async (argv: PsArgs) => {
+    const psArgs = [...(argv.psArgs ?? []), ...afterDoubleDash(argv)].map(String);
     const pids = await containerPids(contextFrom(argv), argv.id);
     if (argv.format === 'json') {
-      if (argv.psArgs?.length) throw new InvalidArgumentError('ps: ps options cannot be used with --format json', 'format');
+      if (psArgs.length) throw new InvalidArgumentError('ps: ps options cannot be used with --format json', 'format');
       process.stdout.write(JSON.stringify(pids) + '\n');
-    } else process.stdout.write(psTable(pids, argv.psArgs ?? []));
+    } else process.stdout.write(psTable(pids, psArgs));
   }),
 };

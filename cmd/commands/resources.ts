@@ -48,6 +48,9 @@ const UPDATE_FLAGS = {
 
 type UpdateArgs = IdArgs & { resources?: string } & Partial<Record<keyof typeof UPDATE_FLAGS, string>>;
 
+/** runc 1.1 spells it --cpu-share; both are accepted. */
+const UPDATE_ALIASES: Partial<Record<keyof typeof UPDATE_FLAGS, string>> = { 'cpu-shares': 'cpu-share' };
+
 export const updateCommand: CommandModule<GlobalArgs, UpdateArgs> = {
   command: 'update <id>',
   describe: 'update the resource limits of a container',
@@ -55,9 +58,15 @@ export const updateCommand: CommandModule<GlobalArgs, UpdateArgs> = {
     let b = y.positional('id', { type: 'string' }).option('resources', {
       alias: 'r',
       type: 'string',
+      // nargs 1: otherwise the parser refuses "-" as the value of the long form
+      // (`--resources - <id>` would take "-" as the id).
+      nargs: 1,
       describe: 'a LinuxResources JSON file, or - for stdin',
     });
-    for (const [name, describe] of Object.entries(UPDATE_FLAGS)) b = b.option(name, { type: 'string', describe });
+    for (const [name, describe] of Object.entries(UPDATE_FLAGS)) {
+      const alias = UPDATE_ALIASES[name as keyof typeof UPDATE_FLAGS];
+      b = b.option(name, { type: 'string', describe, ...(alias ? { alias } : {}) });
+    }
     return b as Argv<UpdateArgs>;
   },
   handler: action(async (argv: UpdateArgs) => {
@@ -69,7 +78,13 @@ export const updateCommand: CommandModule<GlobalArgs, UpdateArgs> = {
 export function resourcesFromArgs(argv: UpdateArgs): LinuxResources {
   let r: LinuxResources = {};
   if (argv.resources) {
-    const text = fs.readFileSync(argv.resources === '-' ? 0 : argv.resources, 'utf8');
+    let text: string;
+    try {
+      text = fs.readFileSync(argv.resources === '-' ? 0 : argv.resources, 'utf8');
+    } catch (err) {
+      const from = argv.resources === '-' ? 'stdin' : argv.resources;
+      throw new InvalidArgumentError(`--resources: cannot read ${from}: ${(err as Error).message}`, 'resources');
+    }
     try {
       r = JSON.parse(text) as LinuxResources;
     } catch (err) {
@@ -112,6 +127,9 @@ export function parseBytes(flag: string, text: string): number {
 
 type EventsArgs = IdArgs & { stats?: boolean; interval: string };
 
+/** OOM counter poll interval of `events`, independent of the stats --interval. */
+const OOM_POLL_MS = 10;
+
 export const eventsCommand: CommandModule<GlobalArgs, EventsArgs> = {
   command: 'events <id>',
   describe: 'print container stats (--stats once) or stream stats and OOM events',
@@ -130,9 +148,18 @@ export const eventsCommand: CommandModule<GlobalArgs, EventsArgs> = {
     }
     const intervalMs = parseDuration(argv.interval);
     const container = Container.load(ctx.store, argv.id, ctx.sys);
+    const cgroup = container.cgroup();
     const stop = new AbortController();
+    // OOM kills are polled (no eventfd in Node): poll often, because a container whose
+    // cgroup is removed right after the kill (a foreground `run` does so within tens of
+    // ms) takes its counter with it. `kills` is what has been reported; a last look at
+    // the end catches a kill between the final poll and the container stopping.
+    let kills = await cgroup.oomKillCount().catch(() => 0);
     const oom = (async () => {
-      for await (const ev of container.cgroup().oomEvents({ signal: stop.signal })) print(ev.kind === 'oom_kill' ? 'oom' : ev.kind);
+      for await (const ev of cgroup.oomEvents({ signal: stop.signal, intervalMs: OOM_POLL_MS })) {
+        if (ev.kind === 'oom_kill') kills = ev.count;
+        print(ev.kind === 'oom_kill' ? 'oom' : ev.kind);
+      }
     })().catch(() => undefined);
     while ((await container.status()) !== 'stopped') {
       print('stats', await container.cgroup().stats());
@@ -142,6 +169,8 @@ export const eventsCommand: CommandModule<GlobalArgs, EventsArgs> = {
     await new Promise((r) => setTimeout(r, 300));
     stop.abort();
     await oom;
+    const final = await cgroup.oomKillCount().catch(() => undefined);
+    if (final !== undefined && final > kills) print('oom');
   }),
 };
 

@@ -15,6 +15,9 @@ import { buildCreatePlan } from '../init/from-spec';
 import { OCI_VERSION } from '../paths';
 import { agentMessage } from '../seccomp/agent-message';
 import { compileSeccomp } from '../seccomp/compile';
+import { parseViewPolicy } from '../vkernel/policy';
+import { startView, stopView } from '../vkernel/view';
+import { viewDir } from './view-dir';
 import { loadBundle } from '../spec/load';
 import type { OciState, Seccomp } from '../spec/types';
 import { checkSecurityModules, validateContainerId } from '../spec/validate';
@@ -55,6 +58,7 @@ export async function create(ctx: RuntimeContext, opts: CreateOptions): Promise<
   const { bundle, spec } = loadBundle(opts.bundle);
   trace('spec loaded');
   checkSecurityModules(spec);
+  const viewPolicy = parseViewPolicy(spec.annotations);
   const proc = spec.process!;
   if (proc.terminal && !opts.consoleSocket && !opts.wait) {
     throw new InvalidArgumentError('cannot allocate tty if vkernel will detach without setting console socket', 'console-socket');
@@ -89,6 +93,14 @@ export async function create(ctx: RuntimeContext, opts: CreateOptions): Promise<
       capLastCap: ctx.sys.capLastCap(),
     });
     trace('plan built');
+    if (viewPolicy.view) {
+      const view = await startView({ id: opts.id, stateDir: viewDir(store, opts.id), cgroup: cgroup.describe(), policy: viewPolicy });
+      undo.push('stop the vkernel view', () => stopView(viewDir(store, opts.id)));
+      if (view.fallbackReason) log.warn(`vkernel view: ${view.mode} mode (${view.fallbackReason})`);
+      // After every spec mount, so the container's own /proc and /sys are there to cover.
+      plan.mounts.push(...view.mounts);
+      trace(`view started (${view.mode})`);
+    }
     if (seccompBpf) {
       plan.seccompBpf = seccompBpf.path;
       plan.seccompFlags = seccompBpf.flags;

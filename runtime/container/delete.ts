@@ -3,7 +3,9 @@
 import type { RuntimeContext } from '../context';
 import { trace } from '../trace';
 import { runHooksWarnOnly } from '../hooks';
+import { stopView } from '../vkernel/view';
 import { Container } from './container';
+import { viewDir } from './view-dir';
 import { waitGone } from './wait';
 
 export async function deleteContainer(ctx: RuntimeContext, id: string, force = false): Promise<void> {
@@ -32,6 +34,8 @@ export async function destroy(ctx: RuntimeContext, container: Container, status?
     spec = undefined;
   }
   await runHooksWarnOnly(spec?.hooks, 'poststop', container.ociState('stopped'), (m) => ctx.log.warn(m));
+  // Before the state dir goes: rm -rf must never walk into a live FUSE mount.
+  await stopView(viewDir(ctx.store, container.id));
   await cgroup.destroy();
   trace('cgroup removed');
   ctx.store.remove(container.id);

@@ -4,7 +4,10 @@ import type { RuntimeContext } from '../context';
 import type { LinuxResources } from '../spec/types';
 import { writeFileAtomic } from '../state/atomic';
 import * as path from 'node:path';
+import * as fs from 'node:fs';
+import { updateView } from '../vkernel/view';
 import { Container } from './container';
+import { viewDir } from './view-dir';
 
 export async function update(ctx: RuntimeContext, id: string, resources: LinuxResources): Promise<void> {
   const container = Container.load(ctx.store, id, ctx.sys);
@@ -14,6 +17,8 @@ export async function update(ctx: RuntimeContext, id: string, resources: LinuxRe
   spec.linux ??= {};
   spec.linux.resources = mergeResources(spec.linux.resources ?? {}, resources);
   writeFileAtomic(path.join(ctx.store.dir(id), 'config.json'), JSON.stringify(spec));
+  // FUSE views read the cgroup live; snapshot files are rewritten here.
+  if (fs.existsSync(viewDir(ctx.store, id))) await updateView(viewDir(ctx.store, id));
 }
 
 /** Field-wise merge, one level deep per controller, as runc's update does. */
