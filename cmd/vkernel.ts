@@ -2,6 +2,7 @@
 // `vkernel`: the runc-compatible CLI. Only argument parsing lives here; the work is in runtime/.
 import yargs from 'yargs';
 import { VKERNEL_VERSION, OCI_VERSION } from '../runtime/paths';
+import { agentCommand } from './commands/agent';
 import { createCommand } from './commands/create';
 import { execCommand } from './commands/exec';
 import { featuresCommand, specCommand } from './commands/info';
@@ -43,6 +44,7 @@ export async function main(argv: string[]): Promise<void> {
     .command(eventsCommand)
     .command(featuresCommand)
     .command(specCommand)
+    .command(agentCommand)
     .version(`vkernel version ${VKERNEL_VERSION}\nspec: ${OCI_VERSION}`)
     .parserConfiguration({ 'boolean-negation': false })
     .demandCommand(1, 'a command is required')

@@ -15,6 +15,8 @@ export async function runHook(hook: Hook, stage: HookStage, index: number, state
       child = spawn(hook.path, rest, {
         argv0,
         env: Object.fromEntries((hook.env ?? []).map((kv) => splitEnv(kv))),
+        // runc runs runtime-namespace hooks in the bundle directory; hooks rely on it.
+        cwd: state.bundle,
         stdio: ['pipe', 'inherit', 'inherit'],
       });
     } catch (err) {

@@ -8,7 +8,8 @@ export function parseSignal(text: string): number {
   const t = text.trim();
   if (/^\d+$/.test(t)) {
     const n = Number(t);
-    if (n >= 1 && n <= 64) return n;
+    // 0 probes for existence (kill(2)), which runc passes through too.
+    if (n >= 0 && n <= 64) return n;
   } else {
     const name = t.toUpperCase().startsWith('SIG') ? t.toUpperCase() : `SIG${t.toUpperCase()}`;
     const n = BY_NAME[name];

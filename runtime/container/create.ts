@@ -9,7 +9,7 @@ import { CleanupStack } from '../cleanup';
 import type { RuntimeContext } from '../context';
 import { trace } from '../trace';
 import { InvalidArgumentError } from '../errors';
-import { runHooks } from '../hooks';
+import { runHooks, runHooksWarnOnly } from '../hooks';
 import { launchInit, type InitHandle } from '../init/channel';
 import { buildCreatePlan } from '../init/from-spec';
 import { OCI_VERSION } from '../paths';
@@ -17,6 +17,7 @@ import { agentMessage } from '../seccomp/agent-message';
 import { compileSeccomp } from '../seccomp/compile';
 import { parseViewPolicy } from '../vkernel/policy';
 import { startView, stopView } from '../vkernel/view';
+import { agentMetadata, ensureFilterFile, FILTER_FLAGS, startAgent, stopAgent, syscallLayerWanted } from '../vkernel/syscalls';
 import { viewDir } from './view-dir';
 import { loadBundle } from '../spec/load';
 import type { OciState, Seccomp } from '../spec/types';
@@ -100,6 +101,33 @@ export async function create(ctx: RuntimeContext, opts: CreateOptions): Promise<
       // After every spec mount, so the container's own /proc and /sys are there to cover.
       plan.mounts.push(...view.mounts);
       trace(`view started (${view.mode})`);
+      const layer = syscallLayerWanted(viewPolicy);
+      // A second listener would get EBUSY (has_duplicate_listener): the container's own
+      // agent wins and the syscall view is off (ptrace / LD_PRELOAD fallbacks: not yet).
+      if (layer.want && seccompBpf?.listener) {
+        log.debug('vkernel syscalls: off (the container\'s seccomp profile has its own listener)');
+      } else if (layer.want) {
+        const dir = agentDir(ctx, opts.id);
+        undo.push('stop the vkernel agent', () => stopAgent(dir));
+        try {
+          const agent = await startAgent(dir);
+          plan.vkernelFilter = {
+            bpf: ensureFilterFile(store.root),
+            flags: FILTER_FLAGS,
+            agent: agent.socket,
+            metadata: agentMetadata({ id: opts.id, policy: viewPolicy, viewConf: path.join(viewDir(store, opts.id), 'vkfs.conf') }),
+          };
+          trace('vkernel agent started');
+        } catch (err) {
+          // Fail open: the container runs, with host sysinfo / affinity.
+          await stopAgent(dir);
+          log.warn(`vkernel syscalls: off (${(err as Error).message})`);
+        }
+      } else if (viewPolicy.mode !== 'off' && viewPolicy.mode !== 'auto') {
+        log.warn(`vkernel syscalls: ${layer.reason}`);
+      } else {
+        log.debug(`vkernel syscalls: off (${layer.reason})`);
+      }
     }
     if (seccompBpf) {
       plan.seccompBpf = seccompBpf.path;
@@ -147,10 +175,18 @@ export async function create(ctx: RuntimeContext, opts: CreateOptions): Promise<
       },
       onHooks: plan.syncHooks
         ? async (pid) => {
+            // From here a failure ends the lifecycle at delete, which runs poststop (OCI runtime.md).
+            // The undo stack runs backwards, so stop the init here first: poststop follows the stop.
+            undo.push('run poststop hooks', async () => {
+              ctx.sys.kill(pid, 9);
+              await waitGone(ctx.sys, pid, record.pidStartTime, 5000);
+              await runHooksWarnOnly(spec.hooks, 'poststop', stateFor(pid, 'stopped'), (m) => log.warn(m));
+            });
             const state = stateFor(pid, 'creating');
             await runHooks(spec.hooks, 'prestart', state);
             await runHooks(spec.hooks, 'createRuntime', state);
-            return JSON.stringify(stateFor(pid, 'created'));
+            // createContainer hooks see "creating", startContainer hooks "created" (OCI runtime.md).
+            return `${JSON.stringify(stateFor(pid, 'creating'))}\n${JSON.stringify(stateFor(pid, 'created'))}`;
           }
         : undefined,
       // As runc: the agent hears of the container while it is being created.
@@ -199,4 +235,9 @@ async function prepareSeccomp(
 /** A file in the state dir: the container was created with --no-new-keyring. */
 export function noNewKeyringMarker(ctx: Pick<RuntimeContext, 'store'>, id: string): string {
   return path.join(ctx.store.dir(id), 'no-new-keyring');
+}
+
+/** The vkernel syscall agent's files (socket, pidfile, log) inside the container's dir. */
+export function agentDir(ctx: RuntimeContext, id: string): string {
+  return path.join(ctx.store.dir(id), 'agent');
 }

@@ -3,7 +3,9 @@
 import type { RuntimeContext } from '../context';
 import { trace } from '../trace';
 import { runHooksWarnOnly } from '../hooks';
+import * as path from 'node:path';
 import { stopView } from '../vkernel/view';
+import { stopAgent } from '../vkernel/syscalls';
 import { Container } from './container';
 import { viewDir } from './view-dir';
 import { waitGone } from './wait';
@@ -36,6 +38,7 @@ export async function destroy(ctx: RuntimeContext, container: Container, status?
   await runHooksWarnOnly(spec?.hooks, 'poststop', container.ociState('stopped'), (m) => ctx.log.warn(m));
   // Before the state dir goes: rm -rf must never walk into a live FUSE mount.
   await stopView(viewDir(ctx.store, container.id));
+  await stopAgent(path.join(ctx.store.dir(container.id), 'agent'));
   await cgroup.destroy();
   trace('cgroup removed');
   ctx.store.remove(container.id);

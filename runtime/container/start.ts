@@ -11,9 +11,12 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export async function start(ctx: RuntimeContext, id: string): Promise<Container> {
   const container = Container.load(ctx.store, id, ctx.sys);
   await container.require('start');
-  await releaseExecFifo(container);
+  // With startContainer or poststart hooks, wait for the workload's execve: a failed
+  // startContainer hook fails start, and poststart must follow the workload's start.
+  const hooks = container.spec().hooks;
+  await releaseExecFifo(container, !!(hooks?.startContainer?.length || hooks?.poststart?.length));
   trace('exec fifo released');
-  await runHooksWarnOnly(container.spec().hooks, 'poststart', container.ociState('running'), (m) => ctx.log.warn(m));
+  await runHooksWarnOnly(hooks, 'poststart', container.ociState('running'), (m) => ctx.log.warn(m));
   return container;
 }
 
@@ -22,7 +25,7 @@ export async function start(ctx: RuntimeContext, id: string): Promise<Container>
  * init's open for writing; it then writes one byte and goes on to execve. We poll for that
  * byte while checking the init is still alive.
  */
-async function releaseExecFifo(container: Container): Promise<void> {
+async function releaseExecFifo(container: Container, waitForExec: boolean): Promise<void> {
   const fifo = container.store.execFifo(container.id);
   let fd: number;
   try {
@@ -34,15 +37,28 @@ async function releaseExecFifo(container: Container): Promise<void> {
   try {
     const buf = Buffer.alloc(1);
     let delay = 1;
+    let released = false;
     for (;;) {
-      let n = 0;
+      let n = -1; // -1: nothing yet (EAGAIN); 0: EOF, no writer
       try {
         n = fs.readSync(fd, buf, 0, 1, null);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
       }
-      if (n === 1) break;
-      if (!container.initAlive()) throw new FailedPreconditionError('cannot start a container that has stopped');
+      if (n === 1 && buf[0] === 0x68 /* h */) {
+        throw new FailedPreconditionError('container init: a startContainer hook failed; the workload was not started');
+      }
+      // EOF after the 0: the init closed the FIFO by execve (close-on-exec), the workload runs.
+      if (n === 0 && released) break;
+      if (n === 1) {
+        released = true;
+        if (!waitForExec) break;
+        continue;
+      }
+      if (!container.initAlive()) {
+        if (released) break; // exec'd and already exited
+        throw new FailedPreconditionError('cannot start a container that has stopped');
+      }
       await sleep(delay);
       delay = Math.min(delay * 2, 20);
     }

@@ -101,15 +101,27 @@ static int sync_hooks(struct child *c, struct vk_error *err)
 		return vk_fail(err, "sync", errno, "send hooks");
 	if (read_frame(&c->chan_in, &frame, &len, err) < 0)
 		return -1;
+	/* `go\n<createContainer state>[\n<startContainer state>]`: JSON has no raw newlines. */
 	c->p->state = len > 3 ? frame + 3 : "";
 	c->p->state_len = len > 3 ? len - 3 : 0;
+	c->p->start_state = c->p->state;
+	c->p->start_state_len = c->p->state_len;
+	char *nl = memchr(c->p->state, '\n', c->p->state_len);
+	if (nl) {
+		c->p->start_state = nl + 1;
+		c->p->start_state_len = c->p->state_len - (size_t)(nl + 1 - c->p->state);
+		c->p->state_len = (size_t)(nl - c->p->state);
+	}
 	return 0;
 }
 
+/* Returns the FIFO opened for writing, after the `0` that releases `start`. It stays open
+ * (close-on-exec) until execve: `start` reads on to EOF, which means the workload runs,
+ * while a failed startContainer hook writes `h` first (see run_create). */
 static int exec_fifo_wait(int fifo, struct vk_error *err)
 {
 	char path[32];
-	cleanup_close int fd = -1;
+	int fd;
 
 	/* Reopening the O_PATH fd for writing blocks until `start` opens the read side. */
 	do
@@ -117,9 +129,11 @@ static int exec_fifo_wait(int fifo, struct vk_error *err)
 	while (fd < 0 && errno == EINTR);
 	if (fd < 0)
 		return vk_fail(err, "exec_fifo", errno, "open exec fifo for writing");
-	if (write_all(fd, "0", 1) < 0)
+	if (write_all(fd, "0", 1) < 0) {
+		close(fd);
 		return vk_fail(err, "exec_fifo", errno, "write exec fifo");
-	return 0;
+	}
+	return fd;
 }
 
 static int run_create(struct child *c, struct vk_error *err)
@@ -158,10 +172,14 @@ static int run_create(struct child *c, struct vk_error *err)
 	c->ready = true;
 	close(c->chan);
 	c->chan = -1;
-	if (fifo >= 0 && exec_fifo_wait(fifo, err) < 0)
+	cleanup_close int started = -1;
+	if (fifo >= 0 && (started = exec_fifo_wait(fifo, err)) < 0)
 		return -1;
-	if (hooks_run(p, true, err) < 0)
+	if (hooks_run(p, true, err) < 0) {
+		if (started >= 0)
+			(void)!write(started, "h", 1);
 		return -1;
+	}
 	return process_exec(p, path, err);
 }
 

@@ -22,7 +22,7 @@ struct hook_run {
 	size_t outlen;
 };
 
-static __attribute__((noreturn)) void hook_exec(const struct vk_hook *h, int in, int out)
+static __attribute__((noreturn)) void hook_exec(const struct vk_hook *h, const char *cwd, int in, int out)
 {
 	sigset_t none;
 
@@ -31,6 +31,9 @@ static __attribute__((noreturn)) void hook_exec(const struct vk_hook *h, int in,
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
+		_exit(127);
+	/* runc runs createContainer hooks in the rootfs (startContainer: the container's /). */
+	if (cwd && chdir(cwd) < 0)
 		_exit(127);
 	execve(h->path, h->argv, h->envp);
 	dprintf(2, "exec: %s", strerror(errno));
@@ -110,7 +113,8 @@ static int hook_wait(struct hook_run *r, unsigned int timeout)
 static int hook_run(struct vk_plan *p, const struct vk_hook *h, struct vk_error *err)
 {
 	const char *stage = h->start ? "startContainer" : "createContainer";
-	struct hook_run r = { .state = p->state ? p->state : "", .state_left = p->state_len };
+	struct hook_run r = h->start ? (struct hook_run){ .state = p->start_state ? p->start_state : "", .state_left = p->start_state_len }
+				     : (struct hook_run){ .state = p->state ? p->state : "", .state_left = p->state_len };
 	int in[2], out[2], status = 0, exited;
 
 	if (pipe2(in, O_CLOEXEC) < 0)
@@ -122,7 +126,7 @@ static int hook_run(struct vk_plan *p, const struct vk_hook *h, struct vk_error 
 	}
 	r.pid = fork();
 	if (r.pid == 0)
-		hook_exec(h, in[0], out[1]);
+		hook_exec(h, h->start ? NULL : p->rootfs, in[0], out[1]);
 	close(in[0]);
 	close(out[1]);
 	r.in = in[1];

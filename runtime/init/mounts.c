@@ -308,8 +308,18 @@ int rootfs_symlinks(struct vk_plan *p, int rootfd, struct vk_error *err)
  * a slave so the unmount cannot propagate to the host) leaves only the container. */
 static int do_pivot(struct vk_error *err)
 {
+	/* After pivot_root(".", ".") the old root is stacked under the new one, and "."
+	 * names the new root: go back to the old root through an fd taken before, so
+	 * MS_SLAVE and the detach apply to it and not to the container's own mounts
+	 * (whose propagation, e.g. "shared", must survive). */
+	cleanup_close int oldroot = open("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+
+	if (oldroot < 0)
+		return vk_fail(err, "pivot_root", errno, "open the old root");
 	if (syscall(SYS_pivot_root, ".", ".") < 0)
 		return vk_fail(err, "pivot_root", errno, "pivot_root");
+	if (fchdir(oldroot) < 0)
+		return vk_fail(err, "pivot_root", errno, "chdir to the old root");
 	if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0)
 		return vk_fail(err, "pivot_root", errno, "make the old root a slave");
 	if (umount2(".", MNT_DETACH) < 0)

@@ -79,6 +79,23 @@ static int open_host(struct parent *pa, struct vk_error *err)
 			return vk_fail(err, "seccomp", errno, "connect to the seccomp agent \"%s\"",
 				       p->seccomp_listener);
 	}
+	/* vkernel_filter: same hand-off as seccomp_listener. Failing to reach the vkernel
+	 * agent only loses the syscall view: warn and run without the filter (fail open). */
+	if (p->vk_filter_path) {
+		if (read_file(p->vk_filter_path, (char **)&p->vk_filter_prog, &p->vk_filter_len) < 0 ||
+		    p->vk_filter_len == 0 || p->vk_filter_len % 8 || p->vk_filter_len > 4096 * 8) {
+			fprintf(stderr, "vkinit: vkernel: cannot read the filter \"%s\": syscall view off\n",
+				p->vk_filter_path);
+			p->vk_filter_prog = NULL;
+		} else {
+			p->vk_agent_fd = connect_unix(p->vk_agent);
+			if (p->vk_agent_fd < 0) {
+				fprintf(stderr, "vkinit: vkernel: connect to the agent \"%s\": %s: syscall view off\n",
+					p->vk_agent, strerror(errno));
+				p->vk_filter_prog = NULL;
+			}
+		}
+	}
 	if (p->exec_fifo) {
 		if (mkfifo(p->exec_fifo, 0622) < 0)
 			return vk_fail(err, "exec_fifo", errno, "mkfifo \"%s\"", p->exec_fifo);
@@ -183,6 +200,9 @@ static int spawn_child(struct parent *pa, struct vk_error *err)
 	if (p->agent_fd >= 0)
 		close(p->agent_fd);
 	p->agent_fd = -1;
+	if (p->vk_agent_fd >= 0)
+		close(p->vk_agent_fd);
+	p->vk_agent_fd = -1;
 	return 0;
 }
 

@@ -145,4 +145,11 @@ export interface InitPlan {
    * loading the filter. PROTOCOL.md "Seccomp agent".
    */
   seccompListener?: string;
+  /**
+   * The vkernel syscall filter (runtime/vkernel/syscalls.ts): loaded after the container's
+   * own filter, right before execve, with `flags` (NEW_LISTENER...); the listener goes to the
+   * vkernel agent at `agent` with `metadata` as listenerMetadata. Never fatal (EBUSY when the
+   * container's own filter has a listener: a warning, no syscall view). PROTOCOL.md.
+   */
+  vkernelFilter?: { bpf: string; flags: number; agent: string; metadata: string };
 }

@@ -455,6 +455,22 @@ static int op_seccomp_listener(struct vk_plan *p, struct rec *r)
 	return 0;
 }
 
+/* vkernel_filter <bpf path> <flags> <agent socket> [metadata] */
+static int op_vkernel_filter(struct vk_plan *p, struct rec *r)
+{
+	uint64_t flags;
+
+	if (num_u(r->argv[1], UINT32_MAX, &flags) < 0)
+		return -1;
+	if (r->argv[0][0] != '/' || r->argv[2][0] != '/')
+		return BAD;
+	p->vk_filter_path = r->argv[0];
+	p->vk_filter_flags = (unsigned int)flags;
+	p->vk_agent = r->argv[2];
+	p->vk_metadata = r->argc > 3 ? r->argv[3] : "";
+	return 0;
+}
+
 static const struct {
 	const char *op;
 	size_t min, max; /* argc bounds */
@@ -501,6 +517,7 @@ static const struct {
 	{ "hook", 4, 1u << 20, op_hook },
 	{ "seccomp", 2, 2, op_seccomp },
 	{ "seccomp_listener", 1, 1, op_seccomp_listener },
+	{ "vkernel_filter", 3, 4, op_vkernel_filter },
 };
 
 /* Next NUL-terminated string at *pos, or NULL when the buffer ends first. */
@@ -570,6 +587,7 @@ int plan_parse(struct vk_plan *p, char *data, size_t len, struct vk_error *err)
 	p->cwd = "/";
 	p->exec_fifo_fd = -1;
 	p->agent_fd = -1;
+	p->vk_agent_fd = -1;
 	while (pos < len) {
 		struct rec r = { 0 };
 		cleanup_free char **argv = NULL;

@@ -154,6 +154,10 @@ export function encodePlan(plan: InitPlan): Buffer {
   }
   if (plan.seccompBpf !== undefined) w.add('seccomp', plan.seccompBpf, flags('seccompFlags', plan.seccompFlags ?? 0));
   if (plan.seccompListener !== undefined) w.add('seccomp_listener', plan.seccompListener);
+  if (plan.vkernelFilter !== undefined) {
+    const v = plan.vkernelFilter;
+    w.add('vkernel_filter', v.bpf, flags('vkernelFilter.flags', v.flags), v.agent, v.metadata);
+  }
   return w.toBuffer();
 }
 

@@ -87,6 +87,53 @@ static int load_seccomp(struct vk_plan *p, struct vk_error *err)
 	return 0;
 }
 
+/* The vkernel syscall filter: the last filter, loaded right before execve (or right after
+ * the container's own one while still privileged when there is no no_new_privs). Never
+ * fatal: EBUSY means another listener already exists in this task's filter chain (the
+ * container's profile uses SCMP_ACT_NOTIFY); then the syscall view is off for this
+ * container (the ptrace / LD_PRELOAD fallbacks are not implemented). */
+static void load_vkernel_filter(struct vk_plan *p)
+{
+	if (!p->vk_filter_prog || p->vk_agent_fd < 0)
+		return;
+	struct sock_fprog prog = {
+		.len = (unsigned short)(p->vk_filter_len / sizeof(struct sock_filter)),
+		.filter = p->vk_filter_prog,
+	};
+	unsigned int flags = p->vk_filter_flags;
+	long listener = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
+#ifdef SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+	if (listener < 0 && errno == EINVAL && (flags & SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV)) {
+		flags &= ~SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV; /* before 5.19 */
+		listener = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
+	}
+#endif
+	if (listener < 0) {
+		fprintf(stderr, "vkinit: vkernel: notify filter not loaded (%s%s): syscall view off\n",
+			strerror(errno), errno == EBUSY ? ", the container already has a seccomp listener" : "");
+		p->vk_filter_prog = NULL;
+		return;
+	}
+	/* The OCI agent message, with the pid unknown here (the agent uses the caller's). */
+	char msg[8192];
+	size_t o = 0;
+	o += (size_t)snprintf(msg, sizeof msg, "{\"ociVersion\":\"1.0.2\",\"fds\":[\"seccompFd\"],\"pid\":0,\"metadata\":\"");
+	for (const char *s = p->vk_metadata; *s && o + 8 < sizeof msg; s++) {
+		if (*s == '"' || *s == '\\')
+			msg[o++] = '\\';
+		msg[o++] = *s;
+	}
+	snprintf(msg + o, sizeof msg - o, "\"}");
+	if (send_fd(p->vk_agent_fd, (int)listener, msg) < 0) {
+		/* Nobody will answer: the trapped calls would get ENOSYS once the fd closes at exec. */
+		fprintf(stderr, "vkinit: vkernel: send the listener to the agent: %s\n", strerror(errno));
+	}
+	close((int)listener);
+	close(p->vk_agent_fd);
+	p->vk_agent_fd = -1;
+	p->vk_filter_prog = NULL;
+}
+
 static int drop_bounding(struct vk_plan *p, struct vk_error *err)
 {
 	for (int cap = 0; cap <= p->last_cap; cap++) {
@@ -151,6 +198,8 @@ int process_setup(struct vk_plan *p, bool create_mode, struct vk_error *err)
 	 * identity may not have: load it while still privileged (as runc does). */
 	if (p->seccomp_prog && !p->no_new_privs && load_seccomp(p, err) < 0)
 		return -1;
+	if (!p->no_new_privs)
+		load_vkernel_filter(p);
 	if (setup_user(p, err) < 0)
 		return -1;
 	umask(p->has_umask ? p->umask : 022);
@@ -254,6 +303,7 @@ int process_exec(struct vk_plan *p, const char *path, struct vk_error *err)
 		return -1;
 	if (p->seccomp_prog && p->no_new_privs && load_seccomp(p, err) < 0)
 		return -1;
+	load_vkernel_filter(p);
 	execve(path, p->args, p->env);
 	return vk_fail(err, "exec", errno, "exec \"%s\"", path);
 }

@@ -152,15 +152,26 @@ struct vk_plan {
 	const char *seccomp_path;
 	unsigned int seccomp_flags;
 	const char *seccomp_listener; /* agent socket for the NEW_LISTENER fd */
+	/* vkernel_filter: the vkernel syscall filter, loaded after the container's own one,
+	 * right before execve; its listener goes to the vkernel agent (PROTOCOL.md). */
+	const char *vk_filter_path;
+	unsigned int vk_filter_flags;
+	const char *vk_agent;
+	const char *vk_metadata;
 
 	/* Filled at run time. */
 	int exec_fifo_fd; /* O_PATH, opened by the parent; -1 without exec_fifo */
 	void *seccomp_prog; /* read by the parent while it still sees the host fs */
 	size_t seccomp_len;
-	char *state; /* OCI state JSON from Node's `go`, stdin of in-container hooks */
+	char *state; /* OCI state JSON from Node's `go`, stdin of createContainer hooks */
 	size_t state_len;
+	char *start_state; /* ... and of startContainer hooks (status "created") */
+	size_t start_state_len;
 	int agent_fd; /* seccomp_listener, connected by the parent; -1 without */
 	char *agent_msg; /* the JSON the agent gets with the listener fd (from Node) */
+	void *vk_filter_prog;
+	size_t vk_filter_len;
+	int vk_agent_fd; /* vkernel_filter's agent, connected by the parent; -1 without */
 };
 
 int plan_parse(struct vk_plan *p, char *data, size_t len, struct vk_error *err);

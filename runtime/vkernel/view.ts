@@ -341,7 +341,8 @@ async function writeSnapshot(r: ViewRecord, stateDir: string): Promise<void> {
 
 export async function startView(opts: StartViewOptions): Promise<ViewHandle> {
   const stateDir = path.resolve(opts.stateDir);
-  fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  // 0711: a user-namespace root (an unprivileged host uid) must traverse to the bind sources.
+  fs.mkdirSync(stateDir, { recursive: true, mode: 0o711 });
   const hostProc = opts.hostProc ?? '/proc';
   const hostSys = opts.hostSys ?? '/sys/devices/system';
   const record: ViewRecord = {

@@ -40,7 +40,7 @@ let privateRoot: string | undefined;
 export function runtimeRoot(): string {
   if (!privateRoot) {
     const root = fs.mkdtempSync(path.join(os.tmpdir(), 'vkt-root-'));
-    fs.chmodSync(root, 0o700);
+    fs.chmodSync(root, 0o711); // as /run/vkernel: user-namespace containers traverse it
     privateRoot = root;
     // Best effort: drop it at exit when empty (a non-empty root means leaked state).
     process.once('exit', () => {
