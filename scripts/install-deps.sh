@@ -15,7 +15,6 @@ PKGS=(
   containerd                             # the shim's peer (1.6 on bookworm)
   procps iproute2 hyperfine              # ps for `vkernel ps`, network namespaces, benchmarks
   podman conmon                          # `podman --runtime vkernel` is tested
-  lxcfs                                  # the /proc view is benchmarked against it (never started as a service)
 )
 
 missing=()
