@@ -38,7 +38,7 @@ node_modules: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch node_modules
 
-native: build/vkinit build/vktest build/vknative.node build/vkseccomp build/vkfs build/containerd-shim-vkernel-v2 build/revision
+native: build/vkinit build/vktest build/vknative.node build/vkseccomp build/vkfs build/vkagent build/containerd-shim-vkernel-v2 build/revision
 
 VKFS_SRCS := $(wildcard runtime/vkernel/vkfs/*.c)
 VKFS_HDRS := $(wildcard runtime/vkernel/vkfs/*.h)
@@ -46,6 +46,12 @@ VKFS_HDRS := $(wildcard runtime/vkernel/vkfs/*.h)
 build/vkfs: $(VKFS_SRCS) $(VKFS_HDRS)
 	@mkdir -p build
 	$(CC) $(CFLAGS) -Wno-format-truncation $(shell pkg-config --cflags fuse3) -o $@ $(VKFS_SRCS) $(shell pkg-config --libs fuse3)
+
+# vkagent: the syscall supervisor (seccomp user notification); shares the cgroup rules with vkfs.
+VKAGENT_SRCS := runtime/vkernel/agent/vkagent.c runtime/vkernel/vkfs/util.c runtime/vkernel/vkfs/conf.c runtime/vkernel/vkfs/cgroup.c
+build/vkagent: $(VKAGENT_SRCS) $(VKFS_HDRS)
+	@mkdir -p build
+	$(CC) $(CFLAGS) -Wno-format-truncation -o $@ $(VKAGENT_SRCS) -lm
 
 # The binary containerd runs: forwards the action to the shim manager, or execs the Node
 # cold path when none answers. No logic of its own; node and the package root are baked in.
@@ -100,6 +106,7 @@ test-integration: all fixtures
 bench: all fixtures
 	node dist/bench/run.js
 	node dist/bench/vkernel-files.js
+	node dist/bench/vkernel-syscalls.js
 
 # Installs a self-contained copy under $(LIBDIR): the bundled CLI with its code cache, the
 # native helpers, and node_modules for the parts loaded outside the bundle. The node
@@ -109,7 +116,7 @@ install: all build/containerd-shim-vkernel-v2.install
 	cp -r dist package.json package-lock.json $(DESTDIR)$(LIBDIR)/
 	install -D -m 0644 proto/bundle.json $(DESTDIR)$(LIBDIR)/proto/bundle.json
 	cd $(DESTDIR)$(LIBDIR) && npm ci --omit=dev --no-audit --no-fund --loglevel=error
-	install -m 0755 build/vkinit build/vkseccomp build/vkfs $(DESTDIR)$(LIBDIR)/build/
+	install -m 0755 build/vkinit build/vkseccomp build/vkfs build/vkagent $(DESTDIR)$(LIBDIR)/build/
 	install -m 0644 build/vknative.node build/vkernel.js $(DESTDIR)$(LIBDIR)/build/
 	install -m 0755 build/vkernel-launch.js $(DESTDIR)$(LIBDIR)/build/
 	printf '#!/bin/sh\nexec %s %s/build/vkernel-launch.js "$$@"\n' "$(NODE)" "$(LIBDIR)" > $(DESTDIR)$(PREFIX)/bin/vkernel

@@ -17,7 +17,7 @@ import { agentMessage } from '../seccomp/agent-message';
 import { compileSeccomp } from '../seccomp/compile';
 import { parseViewPolicy } from '../vkernel/policy';
 import { startView, stopView } from '../vkernel/view';
-import { agentMetadata, ensureFilterFile, FILTER_FLAGS, startAgent, stopAgent, syscallLayerWanted } from '../vkernel/syscalls';
+import { agentMetadata, ensureFilterFile, FILTER_FLAGS, saveFilterRecord, startAgent, stopAgent, syscallLayerWanted } from '../vkernel/syscalls';
 import { viewDir } from './view-dir';
 import { loadBundle } from '../spec/load';
 import type { OciState, Seccomp } from '../spec/types';
@@ -117,6 +117,7 @@ export async function create(ctx: RuntimeContext, opts: CreateOptions): Promise<
             agent: agent.socket,
             metadata: agentMetadata({ id: opts.id, policy: viewPolicy, viewConf: path.join(viewDir(store, opts.id), 'vkfs.conf') }),
           };
+          saveFilterRecord(dir, plan.vkernelFilter);
           trace('vkernel agent started');
         } catch (err) {
           // Fail open: the container runs, with host sysinfo / affinity.

@@ -38,7 +38,9 @@ export async function destroy(ctx: RuntimeContext, container: Container, status?
   await runHooksWarnOnly(spec?.hooks, 'poststop', container.ociState('stopped'), (m) => ctx.log.warn(m));
   // Before the state dir goes: rm -rf must never walk into a live FUSE mount.
   await stopView(viewDir(ctx.store, container.id));
+  trace('view stopped');
   await stopAgent(path.join(ctx.store.dir(container.id), 'agent'));
+  trace('vkernel agent stopped');
   await cgroup.destroy();
   trace('cgroup removed');
   ctx.store.remove(container.id);

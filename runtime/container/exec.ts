@@ -9,6 +9,7 @@ import { checkProcessSecurityModules, validateProcess } from '../spec/validate';
 import { writeFileAtomic } from '../state/atomic';
 import { Container } from './container';
 import * as path from 'node:path';
+import { liveFilterRecord } from '../vkernel/syscalls';
 import type { InitPlan } from '../init/plan-types';
 import { agentMessage } from '../seccomp/agent-message';
 import { SECCOMP_FILTER_FLAG_NEW_LISTENER } from '../seccomp/constants';
@@ -75,6 +76,12 @@ export async function spawnExec(ctx: RuntimeContext, opts: ExecOptions): Promise
     capLastCap: ctx.sys.capLastCap(),
   });
   applyContainerSeccomp(container, plan);
+  // The vkernel syscall filter too, when the container has a live agent (and the exec'd
+  // process no listener of its own: a second one would be EBUSY).
+  if (plan.seccompListener === undefined) {
+    const vk = liveFilterRecord(path.join(ctx.store.dir(container.id), 'agent'));
+    if (vk) plan.vkernelFilter = vk;
+  }
   const metadata = spec.linux?.seccomp?.listenerMetadata || undefined;
   const handle = await launchInit(plan, {
     stdio: opts.stdio,

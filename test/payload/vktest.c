@@ -27,6 +27,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysinfo.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
@@ -61,6 +62,7 @@ static void usage(void)
 		"commands: caps mounts cgroup rlimits ids fds sysinfo nproc hostname domainname\n"
 		"  cwd env cat FILE | write FILE TEXT | ls DIR | stat PATH | isatty | winsize\n"
 		"  oom_score_adj | ns | pid | sysctl KEY | mknod PATH | memhog MIB | forkbomb N\n"
+		"  loop sysinfo|getpid COUNT (failures, median/p99 ns)\n"
 		"  spin SECONDS | sleep SECONDS | exit N | kill SIG | echo ARGS... | readfd N\n"
 		"  tryopen PATH FLAGS (FLAGS: r w rw, plus c=creat x=excl t=trunc a=append\n"
 		"  d=directory p=path n=nofollow)\n");
@@ -289,6 +291,51 @@ static int cmd_nproc(void)
 	if (sched_getaffinity(0, sizeof(set), &set) < 0)
 		fail("sched_getaffinity: %s", strerror(errno));
 	printf("%d\n", CPU_COUNT(&set));
+	return 0;
+}
+
+/* COUNT calls of sysinfo (or getpid with "getpid"): failures, then median and p99 in ns. */
+static int cmp_long(const void *a, const void *b)
+{
+	long x = *(const long *)a, y = *(const long *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int cmd_loop(const char *what, long n)
+{
+	struct sysinfo si;
+	struct timespec t0, t1;
+	long fails = 0, *ns;
+	unsigned long long ram = 0;
+	if (n <= 0 || !(ns = calloc((size_t)(n > 100 ? n : 100), sizeof *ns)))
+		fail("bad count");
+	if (strcmp(what, "getpid") == 0) {
+		/* Too short to time one by one: 100 batches, per-call time of each batch. */
+		long batch = n / 100 > 0 ? n / 100 : 1;
+		for (long b = 0; b < 100; b++) {
+			clock_gettime(CLOCK_MONOTONIC, &t0);
+			for (long i = 0; i < batch; i++)
+				syscall(SYS_getpid);
+			clock_gettime(CLOCK_MONOTONIC, &t1);
+			ns[b] = ((t1.tv_sec - t0.tv_sec) * 1000000000L + (t1.tv_nsec - t0.tv_nsec)) / batch;
+		}
+		qsort(ns, 100, sizeof *ns, cmp_long);
+		printf("calls=%ld\nfailures=0\nmedian_ns=%ld\np99_ns=%ld\n", batch * 100, ns[50], ns[99]);
+		free(ns);
+		return 0;
+	}
+	for (long i = 0; i < n; i++) {
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		if (syscall(SYS_sysinfo, &si) < 0)
+			fails++;
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		ns[i] = (t1.tv_sec - t0.tv_sec) * 1000000000L + (t1.tv_nsec - t0.tv_nsec);
+		ram = si.totalram * (unsigned long long)(si.mem_unit ? si.mem_unit : 1);
+	}
+	qsort(ns, (size_t)n, sizeof *ns, cmp_long);
+	printf("calls=%ld\nfailures=%ld\nmedian_ns=%ld\np99_ns=%ld\ntotalram=%llu\n", n, fails, ns[n / 2],
+	       ns[(n * 99) / 100], ram);
+	free(ns);
 	return 0;
 }
 
@@ -613,6 +660,8 @@ int main(int argc, char **argv)
 		for_each_sorted("/proc/self/fd", 1, print_fd), rc = 0;
 	else if (strcmp(cmd, "sysinfo") == 0 && argc == 2)
 		rc = cmd_sysinfo();
+	else if (strcmp(cmd, "loop") == 0 && argc == 4)
+		return cmd_loop(argv[2], parse_long(argv[3]));
 	else if (strcmp(cmd, "nproc") == 0 && argc == 2)
 		rc = cmd_nproc();
 	else if (strcmp(cmd, "hostname") == 0 && argc == 2)

@@ -193,7 +193,6 @@ static u64 min_u64(u64 a, u64 b)
 
 int mem_get(struct mem *m, struct buf *host)
 {
-	static struct buf stat;
 	memset(m, 0, sizeof *m);
 	char p[PATH_MAX + 32];
 	snprintf(p, sizeof p, "%s/meminfo", conf.host_proc);
@@ -205,7 +204,13 @@ int mem_get(struct mem *m, struct buf *host)
 	m->host_avail = meminfo_value(host->p, "MemAvailable:");
 	m->host_swtotal = meminfo_value(host->p, "SwapTotal:");
 	m->host_swfree = meminfo_value(host->p, "SwapFree:");
+	return mem_compute(m);
+}
 
+/* The rest of mem_get once m->host_* (kB) are set; vkagent fills them from sysinfo(2). */
+int mem_compute(struct mem *m)
+{
+	static struct buf stat;
 	u64 host_total = m->host_total * 1024, host_sw = m->host_swtotal * 1024;
 	if (!HAVE_CG(CG_MEMORY) || read_file_whole(cgfile(CG_MEMORY, "memory.stat"), &stat) < 0) {
 		/* No memory cgroup: the host's numbers. */

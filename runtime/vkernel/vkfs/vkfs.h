@@ -164,6 +164,7 @@ struct mem {
 	int have_cg;
 };
 int mem_get(struct mem *m, struct buf *hostmeminfo);
+int mem_compute(struct mem *m); /* mem_get after the host_* fields are set */
 
 struct cputimes {
 	int n;
