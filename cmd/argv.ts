@@ -10,6 +10,26 @@ const VALUE_FLAGS: Record<string, string[]> = {
   ps: ['--format', '-f'],
 };
 
+const GLOBAL_BOOLEANS = ['--debug', '--systemd-cgroup', '--help', '-h', '--version', '-v'];
+
+/**
+ * An unknown flag before the verb would otherwise swallow the verb as its value and
+ * read as "a command is required": name it instead, as runc does.
+ */
+export function unknownGlobalFlag(argv: string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--' || !a.startsWith('-') || a === '-') return undefined;
+    const name = a.split('=', 1)[0];
+    if (VALUE_FLAGS[''].includes(name)) {
+      if (!a.includes('=')) i++;
+    } else if (!GLOBAL_BOOLEANS.includes(name) && name !== '--rootless') {
+      return name;
+    }
+  }
+  return undefined;
+}
+
 export function normalizeArgv(argv: string[]): string[] {
   const verbAt = firstPositional(argv, 0, VALUE_FLAGS['']);
   if (verbAt < 0) return argv;

@@ -9,7 +9,8 @@ import { featuresCommand, specCommand } from './commands/info';
 import { deleteCommand, killCommand, listCommand, psCommand, startCommand, stateCommand } from './commands/lifecycle';
 import { eventsCommand, pauseCommand, resumeCommand, updateCommand } from './commands/resources';
 import { runCommand } from './commands/run';
-import { normalizeArgv } from './argv';
+import { normalizeArgv, unknownGlobalFlag } from './argv';
+import { InvalidArgumentError } from '../runtime/errors';
 import { reportError } from './context';
 import { trace } from '../runtime/trace';
 
@@ -20,6 +21,12 @@ export async function main(argv: string[]): Promise<void> {
     if (err.code === 'EPIPE') process.exit(0);
     throw err;
   });
+  const unknown = unknownGlobalFlag(argv);
+  if (unknown) {
+    reportError(new InvalidArgumentError(`flag provided but not defined: ${unknown}`, unknown));
+    process.exitCode = 1;
+    return;
+  }
   await yargs(normalizeArgv(argv))
     .scriptName('vkernel')
     .usage('vkernel [global options] <command> [options]')
