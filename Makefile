@@ -17,7 +17,7 @@ proto: | node_modules
 	npx tsc -p proto/tsconfig.json
 	node dist/proto/generate.js
 
-.PHONY: all ts native bundle fixtures test test-unit test-integration bench install uninstall clean
+.PHONY: all ts native bundle fixtures test test-unit test-integration test-shim-protocols bench install uninstall clean
 
 all: ts native bundle
 
@@ -102,6 +102,13 @@ test-unit: all
 
 test-integration: all fixtures
 	npx jest --ci --selectProjects integration
+
+# The shim's containerd integration suites once per shim protocol (docs/protocol.md): gRPC as
+# negotiated with containerd 1.7, then ttrpc forced (VKERNEL_TEST_SHIM_PROTOCOL).
+SHIM_PROTOCOL_SUITES = dist/test/integration/shim-(ctr|grpc)
+test-shim-protocols: all fixtures
+	VKERNEL_TEST_SHIM_PROTOCOL=grpc npx jest --ci --selectProjects integration --testPathPattern '$(SHIM_PROTOCOL_SUITES)'
+	VKERNEL_TEST_SHIM_PROTOCOL=ttrpc npx jest --ci --selectProjects integration --testPathPattern '$(SHIM_PROTOCOL_SUITES)'
 
 bench: all fixtures
 	node dist/bench/run.js

@@ -14,9 +14,18 @@
 //   systemd_cgroup = false        # cgroupsPath is systemd's slice:prefix:name
 //   oom_poll_interval_ms = 250    # how often the OOM counters are read
 //   io_drain_timeout_ms = 2000    # how long Delete waits for stdio copying to finish
+//   protocol = "auto"             # shim protocol: "auto" (negotiated), "grpc" or "ttrpc" (docs/protocol.md)
+//   grpc_keepalive_interval_ms = 300000  # gRPC mode: how often containerd is made to call State (0 = never)
+//
+// `start` reads this file too (protocol, grpc_keepalive_interval_ms), so the protobuf codec is
+// loaded only when runtime options have to be decoded.
 import * as fs from 'node:fs';
 import { InternalError, InvalidArgumentError } from '../runtime/errors';
-import { anyTypeName, decode, type Any, type ProtoInput } from './proto';
+import type * as ProtoModule from './proto';
+import type { Any, ProtoInput } from './proto';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const proto = (): typeof ProtoModule => require('./proto') as typeof ProtoModule;
 
 export const DEFAULT_CONFIG_PATH = '/etc/vkernel/config.toml';
 
@@ -27,7 +36,17 @@ export interface ShimConfig {
   systemdCgroup: boolean;
   oomPollIntervalMs: number;
   ioDrainTimeoutMs: number;
+  /** The shim protocol: negotiated with containerd ("auto"), or forced. */
+  protocol: ShimProtocolSetting;
+  /** gRPC mode: interval of the keep-alive that makes containerd call State (0 = off). */
+  grpcKeepAliveIntervalMs: number;
 }
+
+export type ShimProtocolSetting = 'auto' | 'grpc' | 'ttrpc';
+export const SHIM_PROTOCOL_SETTINGS: readonly ShimProtocolSetting[] = ['auto', 'grpc', 'ttrpc'];
+
+/** Under containerd 1.7's 30-minute idle teardown of gRPC shims with a wide margin. */
+export const DEFAULT_GRPC_KEEPALIVE_INTERVAL_MS = 5 * 60_000;
 
 export const DEFAULT_SHIM_CONFIG: Readonly<ShimConfig> = Object.freeze({
   debug: false,
@@ -36,16 +55,20 @@ export const DEFAULT_SHIM_CONFIG: Readonly<ShimConfig> = Object.freeze({
   systemdCgroup: false,
   oomPollIntervalMs: 250,
   ioDrainTimeoutMs: 2000,
+  protocol: 'auto',
+  grpcKeepAliveIntervalMs: DEFAULT_GRPC_KEEPALIVE_INTERVAL_MS,
 });
 
 /** TOML key → field, with the type each must have. */
-const KEYS: Record<string, { field: keyof ShimConfig; type: 'boolean' | 'number' }> = {
+const KEYS: Record<string, { field: keyof ShimConfig; type: 'boolean' | 'number' | 'protocol' }> = {
   debug: { field: 'debug', type: 'boolean' },
   no_pivot_root: { field: 'noPivotRoot', type: 'boolean' },
   no_new_keyring: { field: 'noNewKeyring', type: 'boolean' },
   systemd_cgroup: { field: 'systemdCgroup', type: 'boolean' },
   oom_poll_interval_ms: { field: 'oomPollIntervalMs', type: 'number' },
   io_drain_timeout_ms: { field: 'ioDrainTimeoutMs', type: 'number' },
+  protocol: { field: 'protocol', type: 'protocol' },
+  grpc_keepalive_interval_ms: { field: 'grpcKeepAliveIntervalMs', type: 'number' },
 };
 
 type TomlParse = (text: string) => Record<string, unknown>;
@@ -82,6 +105,13 @@ export function parseShimConfig(text: string, where: string, warn: (m: string) =
       continue;
     }
     const v = typeof value === 'bigint' ? Number(value) : value;
+    if (spec.type === 'protocol') {
+      if (typeof v !== 'string' || !(SHIM_PROTOCOL_SETTINGS as readonly string[]).includes(v)) {
+        throw new InvalidArgumentError(`${where}: shim.${key}: must be one of ${SHIM_PROTOCOL_SETTINGS.map((x) => `"${x}"`).join(', ')} (got ${JSON.stringify(String(value))})`, `shim.${key}`);
+      }
+      (out as unknown as Record<string, unknown>)[spec.field] = v;
+      continue;
+    }
     if (typeof v !== spec.type || (spec.type === 'number' && (!Number.isFinite(v as number) || (v as number) < 0))) {
       throw new InvalidArgumentError(`${where}: shim.${key}: must be a ${spec.type === 'number' ? 'non-negative number' : 'boolean'} (got ${JSON.stringify(String(value))})`, `shim.${key}`);
     }
@@ -107,16 +137,16 @@ export function resolveShimConfig(
 ): ResolvedConfig {
   let explicitPath: string | undefined;
   let overrides: Partial<ShimConfig> = {};
-  const typeName = options?.type_url ? anyTypeName(options.type_url) : '';
+  const typeName = options?.type_url ? proto().anyTypeName(options.type_url) : '';
   const value = options?.value ?? Buffer.alloc(0);
   if (typeName === 'runtimeoptions.v1.Options') {
-    const o = decode('runtimeoptions.v1.Options', value);
+    const o = proto().decode('runtimeoptions.v1.Options', value);
     if (o.config_path) explicitPath = o.config_path;
     else if (o.config_body && o.config_body.length > 0) {
       return { config: parseShimConfig(Buffer.from(o.config_body).toString('utf8'), 'config_body', warn), source: 'config_body' };
     }
   } else if (typeName === 'containerd.runc.v1.Options') {
-    const o = decode('containerd.runc.v1.Options', value);
+    const o = proto().decode('containerd.runc.v1.Options', value);
     overrides = {
       ...(o.no_pivot_root ? { noPivotRoot: true } : {}),
       ...(o.no_new_keyring ? { noNewKeyring: true } : {}),

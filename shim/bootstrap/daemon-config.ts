@@ -21,6 +21,10 @@ export interface DaemonConfig {
   stateRoot: string;
   /** TOML config (the ConfigPath runtime option) */
   configPath?: string;
+  /** The protocol the daemon serves on its socket, as `start` negotiated it (docs/protocol.md); default ttrpc. */
+  protocol?: 'ttrpc' | 'grpc';
+  /** gRPC mode: keep-alive interval (ms) from [shim] grpc_keepalive_interval_ms; default 5 min, 0 = off. */
+  keepAliveIntervalMs?: number;
 }
 
 /**

@@ -4,8 +4,12 @@
 // rest is the action. Reference §1.2 and §1.3.
 import { InvalidArgumentError } from '../../runtime/errors';
 
-/** The environment variables containerd sets for the shim (§1.3) and the launcher forwards. */
-export const SHIM_ENV_NAMES = ['TTRPC_ADDRESS', 'GRPC_ADDRESS', 'NAMESPACE', 'MAX_SHIM_VERSION'] as const;
+/**
+ * The environment variables containerd sets for the shim (§1.3) and the launcher forwards,
+ * plus VKERNEL_SHIM_PROTOCOL (grpc|ttrpc|auto: forces the shim protocol, docs/protocol.md),
+ * which an operator sets in containerd's environment.
+ */
+export const SHIM_ENV_NAMES = ['TTRPC_ADDRESS', 'GRPC_ADDRESS', 'NAMESPACE', 'MAX_SHIM_VERSION', 'VKERNEL_SHIM_PROTOCOL'] as const;
 export type ShimEnvName = (typeof SHIM_ENV_NAMES)[number];
 export type ShimEnv = Partial<Record<ShimEnvName, string>>;
 
@@ -152,6 +156,8 @@ export interface ShimInvocation {
   debug: boolean;
   socket: string;
   maxShimVersion?: number;
+  /** VKERNEL_SHIM_PROTOCOL, as set (validated by the negotiation, shim/bootstrap/negotiate.ts). */
+  shimProtocol?: string;
 }
 
 /**
@@ -186,6 +192,7 @@ export function resolveInvocation(args: readonly string[], env: ShimEnv, cwd: st
     socket: f.socket,
     maxShimVersion: max !== undefined && Number.isFinite(max) ? max : undefined,
   };
+  if (env.VKERNEL_SHIM_PROTOCOL) inv.shimProtocol = env.VKERNEL_SHIM_PROTOCOL;
   if (action === 'start' || action === 'delete') {
     if (!namespace) throw new ShimUsageError('shim namespace cannot be empty (-namespace)', 'namespace');
     if (!inv.id) throw new ShimUsageError(`${action}: -id is required`, 'id');

@@ -22,5 +22,19 @@ export {
   type SocketClaim,
 } from './socket';
 export { spawnDirectDaemon, directLauncher, adjustOomScore, daemonArgs } from './spawn';
+export {
+  describeProtocolChoice,
+  negotiateProtocol,
+  decideProtocol,
+  parseContainerdVersion,
+  lookupContainerdVersion,
+  encodeStartAnswer,
+  addressFileText,
+  PROTOCOL_ANNOTATION,
+  PROTOCOL_ENV,
+  type ProtocolChoice,
+  type ProtocolDescription,
+  type ShimProtocol,
+} from './negotiate';
 export type { DaemonConfig, DaemonLaunchConfig, DaemonLaunch, DaemonLauncher } from './daemon-config';
 export * from './paths';

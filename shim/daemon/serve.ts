@@ -1,10 +1,20 @@
 // What the shim daemon does once it has a listening socket (the contract in shim/DESIGN.md):
-// become the child subreaper, serve the task API (v2 and v3) over ttrpc on that socket,
-// publish events to containerd, and exit after a Shutdown that leaves no container behind,
-// removing the socket. A containerd restart only drops connections: the listener stays, new
-// connections are served, and the publisher redials.
+// become the child subreaper, serve the task API (v2 and v3) on that socket, publish events
+// to containerd, and exit after a Shutdown that leaves no container behind, removing the
+// socket. A containerd restart only drops connections: the listener stays, new connections
+// are served, and the publisher redials.
+//
+// A socket speaks one protocol, the one `start` negotiated (config.protocol, docs/protocol.md):
+//   ttrpc  the ttrpc server; events by ttrpc Forward to TTRPC_ADDRESS. grpc-js is never loaded.
+//   grpc   the gRPC server (shim/grpc, loaded here and only here); events by gRPC Publish to
+//          GRPC_ADDRESS; and the keep-alive that stops containerd 1.7 from dropping an idle
+//          gRPC shim after 30 minutes.
+// Both serve the same TaskService through the same handlers (shim/task/register.ts).
 import * as fs from 'node:fs';
+import { PRELOAD_GRPC_ENV, protocolFilePath } from '../bootstrap/negotiate';
+import { DEFAULT_GRPC_KEEPALIVE_INTERVAL_MS } from '../config';
 import { EventPublisher } from '../events';
+import type * as GrpcModule from '../grpc';
 import { ShimLog } from '../log';
 import { Reaper } from '../reaper';
 import { registerTaskService, TaskService } from '../task';
@@ -21,6 +31,8 @@ export interface DaemonConfig {
   groupId: string;
   stateRoot: string; // runtime --root for this daemon's containers: /run/vkernel/shim/<namespace>
   configPath?: string; // TOML config (ConfigPath option or /etc/vkernel/config.toml)
+  protocol?: 'ttrpc' | 'grpc'; // the protocol `start` negotiated for this socket (default ttrpc)
+  keepAliveIntervalMs?: number; // gRPC mode: keep-alive interval (default 5 min, 0 = off)
 }
 
 export interface ServeOptions {
@@ -41,24 +53,48 @@ export interface ShimDaemon {
   readonly service: TaskService;
 }
 
+/** The gRPC side, loaded only for a daemon in gRPC mode. */
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const grpcModule = (): typeof GrpcModule => require('../grpc') as typeof GrpcModule;
+
+// A daemon spawned after `start` answered gRPC loads it now, while it boots (a warm daemon
+// before it reports ready), instead of after containerd connected (bootstrap/negotiate.ts).
+if (process.env[PRELOAD_GRPC_ENV] === '1') grpcModule().preloadGrpc();
+
 export async function serveTasks(config: DaemonConfig, listenFd: number, opts: ServeOptions = {}): Promise<ShimDaemon> {
   const log = new ShimLog({ debug: config.debug, mirrorFd: opts.logFd, fields: { namespace: config.namespace } });
   const reaper = new Reaper({ log: (m) => log.debug(m) });
+  const grpc = config.protocol === 'grpc' ? grpcModule() : undefined;
+  const grpcAddress = config.grpcAddress || config.address;
   const events = new EventPublisher({
     address: config.ttrpcAddress,
+    transport: grpc ? new grpc.GrpcEventTransport(grpcAddress) : undefined,
     namespace: config.namespace,
     log: (level, m) => (level === 'warn' ? log.warn(m) : log.debug(m)),
   });
-  const server = new TtrpcServer({ logger: log });
+  const server = grpc ? new grpc.GrpcServer({ logger: log, traceCalls: log.debugEnabled, defaultNamespace: config.namespace }) : new TtrpcServer({ logger: log });
+  const containerd = grpc ? new grpc.ContainerdGrpcClient(config.address, config.namespace) : undefined;
+  const keepAlive =
+    grpc && containerd
+      ? new grpc.KeepAlive({
+          client: containerd,
+          intervalMs: config.keepAliveIntervalMs ?? DEFAULT_GRPC_KEEPALIVE_INTERVAL_MS,
+          tasks: () => service.containers.keys(),
+          log,
+        })
+      : undefined;
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> =>
     (closing ??= (async () => {
+      keepAlive?.stop();
       for (const c of service.containers.values()) c.stopWatching();
       await server.close({ timeoutMs: 3000 });
       await events.close(3000);
+      containerd?.close();
       reaper.close();
       fs.rmSync(config.socketPath, { force: true });
+      fs.rmSync(protocolFilePath(config.socketPath), { force: true });
       log.close();
     })());
 
@@ -78,9 +114,14 @@ export async function serveTasks(config: DaemonConfig, listenFd: number, opts: S
       });
     },
   });
-  registerTaskService(server, service);
+  if (server instanceof TtrpcServer) registerTaskService(server, service);
+  else grpc!.registerTaskServiceGrpc(server, service);
   await server.listen({ fd: listenFd });
-  log.debug(`serving tasks on ${config.socketPath} (group ${config.groupId}, pid ${process.pid})`);
+  keepAlive?.start();
+  log.debug(
+    `serving tasks over ${grpc ? 'gRPC' : 'ttrpc'} on ${config.socketPath} (group ${config.groupId}, pid ${process.pid}; events by ${events.transport}` +
+      `${keepAlive ? `; ${grpc!.KeepAlive.describe(keepAlive.intervalMs, config.address)}` : ''})`,
+  );
   return {
     close,
     get containers() {

@@ -5,14 +5,74 @@
 // after its TaskExit. Retries are bounded like the runc shim's (5 attempts, 1 s more delay
 // each time); a lost connection is redialled on the next attempt, so a containerd restart
 // costs at most the events of that window. Envelopes are stamped when published.
+//
+// The wire is an EventTransport: ttrpc Forward by default; a daemon in gRPC mode passes the
+// gRPC one (shim/grpc/events.ts: Events/Publish at GRPC_ADDRESS). Order, retries and the
+// queue are the publisher's, whichever transport carries the events.
 import { anyOf, timestamp, type Any, type ProtoInput, type ProtoTypeName, type ProtoTypes } from '../proto';
 import { Code, TtrpcClient, TtrpcError } from '../ttrpc';
 
 export const EVENTS_SERVICE = 'containerd.services.events.ttrpc.v1.Events';
 
+/** One event, stamped when it was published. */
+export interface QueuedEvent {
+  topic: string;
+  event: Any;
+  at: ReturnType<typeof timestamp>;
+}
+
+/** Sends one event to containerd (throwing a TtrpcError with the status code on failure), reconnecting as needed. */
+export interface EventTransport {
+  /** Shown in log lines ("ttrpc Forward", "gRPC Publish"). */
+  readonly name: string;
+  send(item: QueuedEvent, namespace: string, timeoutMs: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** containerd.services.events.ttrpc.v1.Events/Forward on TTRPC_ADDRESS (containerd 1.6, 1.7, 2.x). */
+export class TtrpcEventTransport implements EventTransport {
+  readonly name = 'ttrpc Forward';
+  readonly #address: string;
+  #client: TtrpcClient | undefined;
+
+  constructor(address: string) {
+    this.#address = address;
+  }
+
+  async send(item: QueuedEvent, namespace: string, timeoutMs: number): Promise<void> {
+    try {
+      const client = await this.#connect(timeoutMs);
+      await client.call(
+        EVENTS_SERVICE,
+        'Forward',
+        'containerd.services.events.ttrpc.v1.ForwardRequest',
+        { envelope: { timestamp: item.at, namespace, topic: item.topic, event: item.event } },
+        'google.protobuf.Empty',
+        { timeoutMs },
+      );
+    } catch (err) {
+      if (this.#client?.closed) this.#client = undefined;
+      throw err;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#client?.destroy();
+    this.#client = undefined;
+  }
+
+  async #connect(timeoutMs: number): Promise<TtrpcClient> {
+    if (this.#client && !this.#client.closed) return this.#client;
+    this.#client = await TtrpcClient.connect(this.#address, { connectTimeoutMs: timeoutMs });
+    return this.#client;
+  }
+}
+
 export interface PublisherOptions {
-  /** containerd's ttrpc socket (TTRPC_ADDRESS), a path or unix:// address. */
+  /** containerd's ttrpc socket (TTRPC_ADDRESS), a path or unix:// address (used unless `transport` is given). */
   address: string;
+  /** Another wire for the events (gRPC mode); default ttrpc Forward to `address`. */
+  transport?: EventTransport;
   /** The containerd namespace put on every envelope. */
   namespace: string;
   /** Per call (default 5000 ms, as the runc shim). */
@@ -31,11 +91,7 @@ export interface EventSink {
   publish<N extends ProtoTypeName>(topic: string, typeName: N, event: ProtoInput<ProtoTypes[N]>): void;
 }
 
-interface Queued {
-  topic: string;
-  event: Any;
-  at: ReturnType<typeof timestamp>;
-}
+type Queued = QueuedEvent;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -46,9 +102,9 @@ function retryable(err: unknown): boolean {
 }
 
 export class EventPublisher implements EventSink {
-  readonly #opts: Required<Omit<PublisherOptions, 'log'>> & Pick<PublisherOptions, 'log'>;
+  readonly #opts: Required<Omit<PublisherOptions, 'log' | 'transport'>> & Pick<PublisherOptions, 'log'>;
   readonly #queue: Queued[] = [];
-  #client: TtrpcClient | undefined;
+  readonly #transport: EventTransport;
   #draining: Promise<void> | undefined;
   /** No new events (close() called). */
   #closing = false;
@@ -66,6 +122,12 @@ export class EventPublisher implements EventSink {
       maxQueued: 10000,
       ...opts,
     };
+    this.#transport = opts.transport ?? new TtrpcEventTransport(opts.address);
+  }
+
+  /** How events travel ("ttrpc Forward", "gRPC Publish"). */
+  get transport(): string {
+    return this.#transport.name;
   }
 
   publish<N extends ProtoTypeName>(topic: string, typeName: N, event: ProtoInput<ProtoTypes[N]>): void {
@@ -100,8 +162,7 @@ export class EventPublisher implements EventSink {
     this.#closed = true;
     if (this.#queue.length > 0) this.#log('warn', `events: closing with ${this.#queue.length} events unsent`);
     this.#queue.length = 0;
-    await this.#client?.destroy();
-    this.#client = undefined;
+    await this.#transport.close();
   }
 
   async #drain(): Promise<void> {
@@ -115,20 +176,11 @@ export class EventPublisher implements EventSink {
   async #send(item: Queued): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
-        const client = await this.#connect();
-        await client.call(
-          EVENTS_SERVICE,
-          'Forward',
-          'containerd.services.events.ttrpc.v1.ForwardRequest',
-          { envelope: { timestamp: item.at, namespace: this.#opts.namespace, topic: item.topic, event: item.event } },
-          'google.protobuf.Empty',
-          { timeoutMs: this.#opts.callTimeoutMs },
-        );
+        await this.#transport.send(item, this.#opts.namespace, this.#opts.callTimeoutMs);
         this.stats.sent++;
         this.#log('debug', `events: sent ${item.topic}`);
         return;
       } catch (err) {
-        if (this.#client?.closed) this.#client = undefined;
         const msg = (err as Error).message;
         if (!retryable(err) || attempt >= this.#opts.maxAttempts || this.#closed) {
           this.stats.dropped++;
@@ -140,12 +192,6 @@ export class EventPublisher implements EventSink {
         await sleep(attempt * this.#opts.retryDelayMs);
       }
     }
-  }
-
-  async #connect(): Promise<TtrpcClient> {
-    if (this.#client && !this.#client.closed) return this.#client;
-    this.#client = await TtrpcClient.connect(this.#opts.address, { connectTimeoutMs: this.#opts.callTimeoutMs });
-    return this.#client;
   }
 
   #log(level: 'debug' | 'warn', msg: string): void {

@@ -42,7 +42,7 @@
 // A manager answer takes milliseconds (delete: at most a few seconds); past this, go cold.
 #define REPLY_TIMEOUT_S 30
 
-static const char *const forwarded_env[] = {"TTRPC_ADDRESS", "GRPC_ADDRESS", "NAMESPACE", "MAX_SHIM_VERSION", NULL};
+static const char *const forwarded_env[] = {"TTRPC_ADDRESS", "GRPC_ADDRESS", "NAMESPACE", "MAX_SHIM_VERSION", "VKERNEL_SHIM_PROTOCOL", NULL};
 
 struct buf {
   unsigned char *p;

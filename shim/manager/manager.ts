@@ -148,7 +148,11 @@ export class ShimManager {
 
   async #listen(): Promise<void> {
     fs.rmSync(this.socket, { force: true }); // stale: we hold the lock, so no live manager owns it
-    const server = net.createServer((sock) => this.#onConnection(sock));
+    // allowHalfOpen: the launcher half-closes after its request (shutdown(SHUT_WR)) and reads
+    // until EOF; without it Node ends our side at that EOF, and a reply that takes a moment
+    // (start asking containerd for its version) finds the connection closed: the launcher
+    // then goes cold and runs `start` a second time.
+    const server = net.createServer({ allowHalfOpen: true }, (sock) => this.#onConnection(sock));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.socket, () => {

@@ -6,7 +6,8 @@
 //
 //   request tags  A  one argv element (argv[0] first, in order)
 //                 C  working directory
-//                 E  one "NAME=value" (only TTRPC_ADDRESS, GRPC_ADDRESS, NAMESPACE, MAX_SHIM_VERSION)
+//                 E  one "NAME=value" (only TTRPC_ADDRESS, GRPC_ADDRESS, NAMESPACE, MAX_SHIM_VERSION,
+//                    VKERNEL_SHIM_PROTOCOL)
 //                 I  all of stdin (absent: empty)
 //                 P  the launcher's parent pid (containerd), decimal
 //   reply tags    O  stdout bytes

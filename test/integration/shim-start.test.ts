@@ -275,6 +275,7 @@ describeIf(ok)('containerd-shim-vkernel-v2 start/delete (launcher, cold and warm
       debug: false,
       groupId: 'cold1',
       stateRoot: `/run/vkernel/shim/${env.ns}`,
+      protocol: 'ttrpc', // no containerd answers at env.address: version unknown (docs/protocol.md)
     });
     // Its own session and process group; stdio on /dev/null; fd 3 is the group socket.
     const st = procStat(d.pid);
@@ -551,7 +552,8 @@ describeIf(withContainerd)('containerd drives the launcher', () => {
       const managerSocket = path.join(os.tmpdir(), `vkt-cd-manager-${crypto.randomBytes(4).toString('hex')}.sock`);
       const cd = await TestContainerd.start({
         version,
-        env: { PATH: path.dirname(LAUNCHER), VKERNEL_SHIM_SERVE_MODULE: STUB, VKERNEL_SHIM_MANAGER: managerSocket, VKERNEL_SHIM_MANAGER_AUTOSTART: '0' },
+        // The stub daemon speaks ttrpc only: no gRPC on 1.7 (docs/protocol.md).
+        env: { PATH: path.dirname(LAUNCHER), VKERNEL_SHIM_SERVE_MODULE: STUB, VKERNEL_SHIM_MANAGER: managerSocket, VKERNEL_SHIM_MANAGER_AUTOSTART: '0', VKERNEL_SHIM_PROTOCOL: 'ttrpc' },
       });
       try {
         const ref = await cd.importImage(path.join(REPO, 'build', 'fixtures', 'busybox-oci.tar'));

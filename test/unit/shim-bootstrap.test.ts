@@ -299,12 +299,14 @@ describe('start through runShim (temp socket dir via BootstrapParams.socket_dir,
       socket_dir: socketDir,
     });
 
-  test('prints exactly the unix:// address, no newline, nothing on stderr; writes <bundle>/address', async () => {
+  test('2.3 (BootstrapParams): prints exactly a protobuf BootstrapResult (ttrpc, version 3), nothing on stderr; writes <bundle>/address', async () => {
     const dir = path.join(tmp, 's');
     const reply = await runShim(request(params(dir)), { launcher });
     const expected = `unix://${groupSocketPath('/tmp/c.sock', 'ns1', 'pod1', dir)}`;
-    expect(reply).toEqual({ stdout: Buffer.from(expected), stderr: Buffer.alloc(0), exitCode: 0, action: 'start' });
-    expect(fs.readFileSync(path.join(bundle, 'address'), 'utf8')).toBe(expected);
+    // The exact bytes of every answer are checked in shim-negotiate.test.ts.
+    const result = encode('containerd.runtime.bootstrap.v1.BootstrapResult', { version: 3, address: expected, protocol: 'ttrpc' });
+    expect(reply).toEqual({ stdout: result, stderr: Buffer.alloc(0), exitCode: 0, action: 'start' });
+    expect(fs.readFileSync(path.join(bundle, 'address'), 'utf8')).toBe(`{"version":3,"protocol":"ttrpc","address":"${expected}"}`);
     expect(fs.readdirSync(bundle).sort()).toEqual(['address', 'config.json']); // no temp file left
     expect(fs.statSync(path.join(dir, path.basename(expected))).mode & 0o777).toBe(0o600);
     expect(launches).toHaveLength(1);
@@ -320,6 +322,7 @@ describe('start through runShim (temp socket dir via BootstrapParams.socket_dir,
       stateRoot: '/run/vkernel/shim/ns1',
       configPath: '/etc/vk.toml',
       bundle,
+      protocol: 'ttrpc',
     });
     expect(launches[0].containerdPid).toBe(process.pid);
   });
@@ -332,7 +335,7 @@ describe('start through runShim (temp socket dir via BootstrapParams.socket_dir,
     await new Promise<void>((r) => server.listen(sock, r));
     try {
       const reply = await runShim(request(params(dir)), { launcher });
-      expect(reply.stdout.toString()).toBe(socketAddress(sock));
+      expect(decode('containerd.runtime.bootstrap.v1.BootstrapResult', reply.stdout).address).toBe(socketAddress(sock));
       expect(launches).toHaveLength(0);
     } finally {
       await new Promise<void>((r) => server.close(() => r()));
