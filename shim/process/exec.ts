@@ -51,7 +51,7 @@ export class ExecProcess extends ShimProcess {
         await io.close(0);
         throw err;
       }
-      this.io = io;
+      this.adoptIO(io);
       this.machine.apply('start');
       emit(env.events, '/tasks/exec-started', { container_id: this.containerId, exec_id: this.id, pid: this.pid });
       // Chained only now: an early exit waits for the lock we hold, so it follows exec-started.

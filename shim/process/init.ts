@@ -67,7 +67,7 @@ export class InitProcess extends ShimProcess {
         await watch; // reaped: nothing of it remains
       });
       await io.attach();
-      this.io = io;
+      this.adoptIO(io);
       undo.release();
       return { exited: watch };
     } catch (err) {

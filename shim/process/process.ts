@@ -42,6 +42,8 @@ export abstract class ShimProcess {
   io: ProcessIO | undefined;
   /** The reaper's promise for our pid, from the moment vkinit reported it. */
   protected exitWatch: Promise<ExitStatus> | undefined;
+  /** CloseIO(stdin) came while the stdio was still being set up (see adoptIO). */
+  #stdinClosed = false;
   readonly #exited: Promise<ExitInfo>;
   #resolveExited!: (e: ExitInfo) => void;
 
@@ -108,9 +110,23 @@ export abstract class ShimProcess {
     await io?.close(this.env.ioDrainTimeoutMs).catch((err: Error) => this.env.log.warn(`close stdio of ${this.id}: ${err.message}`));
   }
 
+  /**
+   * CloseIO(stdin). It can arrive before Start has finished: the client's stdin copy starts
+   * as soon as our reader opens the FIFO (inside Start), and `ctr task exec` sends CloseIO
+   * the moment its own stdin ends. Such an early close is remembered and applied by
+   * adoptIO; dropping it would leave our keep-alive writer open and the process waiting
+   * for an EOF that never comes.
+   */
   closeStdin(): void {
     this.machine.check('closeIO');
+    this.#stdinClosed = true;
     this.io?.closeStdin();
+  }
+
+  /** The stdio is attached: it is ours from now on (and an early CloseIO takes effect). */
+  protected adoptIO(io: ProcessIO): void {
+    this.io = io;
+    if (this.#stdinClosed) io.closeStdin();
   }
 
   resize(width: number, height: number): void {
