@@ -8,9 +8,9 @@
  * Output is machine-parsable: one `key=value` per line, or plain values for commands
  * that report a single thing (hostname, cwd, nproc, ...), or the raw file for
  * `mounts`/`cgroup`/`cat`. Success exits 0. Failure prints `vktest: CMD: message` on
- * stderr and exits 1 (2 for usage errors). Probe commands (`mknod`, `tryopen`) exit 0
+ * stderr and exits 1 (2 for usage errors). Probe commands (`mknod`, `tryopen`, `syscall`) exit 0
  * either way and report the outcome as `errno=N` plus `errname=NAME` (`errno=0` and
- * `errname=OK` on success).
+ * `errname=OK` on success); `syscall` also prints `ret=N` first.
  */
 #include <ctype.h>
 #include <dirent.h>
@@ -65,7 +65,8 @@ static void usage(void)
 		"  loop sysinfo|getpid COUNT (failures, median/p99 ns)\n"
 		"  spin SECONDS | sleep SECONDS | exit N | kill SIG | echo ARGS... | readfd N\n"
 		"  tryopen PATH FLAGS (FLAGS: r w rw, plus c=creat x=excl t=trunc a=append\n"
-		"  d=directory p=path n=nofollow)\n");
+		"  d=directory p=path n=nofollow)\n"
+		"  syscall NR [ARG...] (up to 6 args: integers, or s:TEXT for a pointer to TEXT)\n");
 	exit(2);
 }
 
@@ -630,6 +631,28 @@ static int cmd_tryopen(const char *path, const char *spec)
 	return 0;
 }
 
+/*
+ * Raw syscall(NR, ARGS...): prints ret=N and the errno probe lines. An argument is an
+ * integer (strtol base 0: 0x.. and negative values work) or s:TEXT, passed as a pointer to
+ * the string TEXT. Missing arguments are 0.
+ */
+static int cmd_syscall(int argc, char **argv)
+{
+	long nr, a[6] = {0}, ret;
+	int i, err;
+	if (argc < 1 || argc > 7)
+		usage();
+	nr = parse_long(argv[0]);
+	for (i = 1; i < argc; i++)
+		a[i - 1] = strncmp(argv[i], "s:", 2) == 0 ? (long)(argv[i] + 2) : parse_long(argv[i]);
+	errno = 0;
+	ret = syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+	err = ret == -1 ? errno : 0;
+	printf("ret=%ld\n", ret);
+	report_errno(err);
+	return 0;
+}
+
 /* Checks the argument count: exactly `n` arguments after the command. */
 static void want_args(int argc, int n)
 {
@@ -710,6 +733,8 @@ int main(int argc, char **argv)
 		want_args(argc, 1), rc = cmd_readfd(argv[2]);
 	else if (strcmp(cmd, "tryopen") == 0)
 		want_args(argc, 2), rc = cmd_tryopen(argv[2], argv[3]);
+	else if (strcmp(cmd, "syscall") == 0)
+		rc = cmd_syscall(argc - 2, argv + 2);
 	else
 		usage();
 
