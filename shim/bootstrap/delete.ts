@@ -11,7 +11,9 @@ import type { LogLevel } from '../../runtime/log';
 import { native } from '../../runtime/native';
 import { encode, timestamp } from '../proto';
 import type { ShimInvocation } from './flags';
+import { protocolFilePath } from './negotiate';
 import { stateRootFor } from './paths';
+import { canConnect } from './socket';
 
 /** What the runc shim reports for a container it cleaned up: killed by SIGKILL (128 + 9). */
 export const DELETED_EXIT_STATUS = 128 + 9;
@@ -62,6 +64,7 @@ export async function deleteShim(inv: ShimInvocation, opts: DeleteOptions = {}):
     clearTimeout(timer);
   }
   warnings.push(...unmountAll(path.join(inv.bundle, 'rootfs')));
+  warnings.push(...removeStaleSocket(inv.bundle));
   const exitedAt = new Date();
   return { pid, exitStatus: DELETED_EXIT_STATUS, exitedAt, output: encodeDeleteResponse(pid, DELETED_EXIT_STATUS, exitedAt), warnings };
 }
@@ -133,4 +136,46 @@ export function unmountAll(dir: string): string[] {
     }
   }
   return [...warnings];
+}
+
+/**
+ * The group socket named by `<bundle>/address` (plain `unix://…` or the JSON answer), when
+ * nobody accepts on it any more: a daemon killed with SIGKILL cannot remove its own socket,
+ * and containerd's delete is the last code that runs for it. A live socket belongs to a daemon
+ * still serving other containers of the group and is left alone.
+ */
+export function removeStaleSocket(bundle: string): string[] {
+  let text: string;
+  try {
+    text = fs.readFileSync(path.join(bundle, 'address'), 'utf8').trim();
+  } catch {
+    return [];
+  }
+  const sock = socketPathFromAddress(text);
+  if (!sock) return [];
+  try {
+    if (!fs.lstatSync(sock).isSocket() || canConnect(sock)) return [];
+    fs.rmSync(sock, { force: true });
+    fs.rmSync(protocolFilePath(sock), { force: true });
+    return [];
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    return e.code === 'ENOENT' ? [] : [`remove stale shim socket ${sock}: ${e.message}`];
+  }
+}
+
+/** The socket path inside an address file: `unix:///p`, `/p`, or JSON `{"address": …}`. */
+export function socketPathFromAddress(text: string): string | undefined {
+  let addr = text;
+  if (text.startsWith('{')) {
+    try {
+      const a = (JSON.parse(text) as { address?: unknown }).address;
+      if (typeof a !== 'string') return undefined;
+      addr = a;
+    } catch {
+      return undefined;
+    }
+  }
+  addr = addr.replace(/^unix:\/\//, '');
+  return path.isAbsolute(addr) ? addr : undefined;
 }

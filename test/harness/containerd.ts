@@ -48,6 +48,8 @@ export interface RuntimeEntry {
   runtimePath?: string;
   /** Pod annotations copied into the spec (CRI only). */
   podAnnotations?: string[];
+  /** Container annotations copied into the spec (CRI only). */
+  containerAnnotations?: string[];
 }
 
 export interface ContainerdOptions {
@@ -308,7 +310,7 @@ function socketsUnder(dir: string): string[] {
 }
 
 /** cgroup v1/v2 hierarchies mounted under /sys/fs/cgroup (each mount point once). */
-function cgroupMounts(): string[] {
+export function cgroupMounts(): string[] {
   const found = new Set<string>();
   try {
     for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
@@ -325,7 +327,7 @@ function cgroupMounts(): string[] {
 }
 
 /** All dirs of a cgroup subtree, deepest first. */
-function cgroupTree(dir: string): string[] {
+export function cgroupTree(dir: string): string[] {
   const out: string[] = [];
   const walk = (d: string): void => {
     let entries: fs.Dirent[];
@@ -341,7 +343,7 @@ function cgroupTree(dir: string): string[] {
   return out;
 }
 
-function cgroupProcs(dir: string): number[] {
+export function cgroupProcs(dir: string): number[] {
   try {
     return fs
       .readFileSync(path.join(dir, 'cgroup.procs'), 'utf8')
@@ -399,6 +401,8 @@ function track(child: ChildProcess): void {
 
 /** Where the runc shim (1.6 and 1.7) keeps runc's state for a namespace. */
 const RUNC_SHIM_ROOT = '/run/containerd/runc';
+/** Where containerd-shim-vkernel-v2 keeps the runtime state of a namespace's containers. */
+const VKERNEL_SHIM_ROOT = '/run/vkernel/shim';
 
 export class TestContainerd {
   /** Temp dir holding root/, state/, opt/, config.toml, containerd.log and the sockets. */
@@ -422,6 +426,7 @@ export class TestContainerd {
   readonly timings: { startMs?: number; stopMs?: number } = {};
 
   private child: ChildProcess | undefined;
+  private readonly trackers: (() => number[])[] = [];
   private exited: Promise<void> = Promise.resolve();
   private stopped = false;
   private readonly startTimeoutMs: number;
@@ -519,6 +524,7 @@ export class TestContainerd {
           runtime_type: rt.runtimeType,
           runtime_path: rt.runtimePath,
           pod_annotations: rt.podAnnotations,
+          container_annotations: rt.containerAnnotations,
           options: rt.options,
         }),
       );
@@ -716,6 +722,10 @@ export class TestContainerd {
    *   socket: <path>        sockets under the instance dir (containerd's own only once stopped)
    *   cgroup: <path> (...)  cgroups under /sys/fs/cgroup/<controller>/<namespace> that hold processes or child cgroups
    *   runc-state: <path>    containers left in /run/containerd/runc/<namespace>
+   *   vkernel-state: <path> containers left in /run/vkernel/shim/<namespace> (our shim's runtime root;
+   *                         dot entries, the root's own caches, do not count)
+   * Processes also include the live pids of trackProcesses() callbacks (e.g. shim daemons whose
+   * argv does not name the namespace: warm daemons adopted from a shim manager).
    */
   async leftovers(): Promise<string[]> {
     const out: string[] = [];
@@ -739,8 +749,24 @@ export class TestContainerd {
     } catch {
       // none
     }
+    const vkDir = path.join(VKERNEL_SHIM_ROOT, this.namespace);
+    try {
+      // Dot entries are the root's own caches (e.g. .vkernel/), not containers.
+      for (const e of fs.readdirSync(vkDir)) if (!e.startsWith('.')) out.push(`vkernel-state: ${path.join(vkDir, e)}`);
+    } catch {
+      // none
+    }
     for (const s of this.shimSockets()) out.push(`shim-socket: ${s}`);
     return out;
+  }
+
+  /**
+   * Registers pids (asked for at every leftovers()/stop()) that belong to this instance but
+   * that the argv check cannot see, such as shim daemons started before they knew their
+   * namespace. Live ones are reported as `process:` leftovers and killed by stop().
+   */
+  trackProcesses(fn: () => number[]): void {
+    this.trackers.push(fn);
   }
 
   /** The v2 task bundles (state/io.containerd.runtime.v2.task/<ns>/<id>) that exist. */
@@ -756,7 +782,8 @@ export class TestContainerd {
   /**
    * Shim sockets (in /run/containerd/s) of tasks whose bundle still exists, from the bundle's
    * `address` file, plus the socket a ttrpc shim derives for each such id,
-   * sha256(<containerd address>/<namespace>/<id>), in case `address` was never written.
+   * sha256(<containerd address>/<namespace>/<id>), in case `address` was never written;
+   * with our shim's `<socket>.protocol` file next to each.
    */
   private shimSockets(): string[] {
     const found = new Set<string>();
@@ -770,7 +797,8 @@ export class TestContainerd {
       }
       found.add(TestContainerd.shimSocketPath(this.address, this.namespace, path.basename(b)));
     }
-    return [...found].filter((s) => fs.existsSync(s)).sort();
+    // containerd-shim-vkernel-v2 keeps `<socket>.protocol` (the negotiated protocol) next to it.
+    return [...found].flatMap((s) => [s, `${s}.protocol`]).filter((s) => fs.existsSync(s)).sort();
   }
 
   /** Where the runc shim (1.6/1.7) puts the socket of task group `id`: /run/containerd/s/<sha256(address/ns/id)>. */
@@ -781,11 +809,20 @@ export class TestContainerd {
   /** Processes other than containerd and us whose argv has our address or namespace as a word. */
   private strayProcesses(): ProcInfo[] {
     const self = new Set([process.pid, this.pid]);
+    const tracked = new Set<number>();
+    for (const fn of this.trackers) {
+      try {
+        for (const pid of fn()) tracked.add(pid);
+      } catch {
+        // a broken tracker reports nothing
+      }
+    }
     return listProcesses().filter(
       (p) =>
         !self.has(p.pid) &&
         pidAlive(p.pid) &&
-        p.argv.some((a) => a === this.address || a === this.ttrpcAddress || a === this.namespace || a === `unix://${this.address}`),
+        (tracked.has(p.pid) ||
+          p.argv.some((a) => a === this.address || a === this.ttrpcAddress || a === this.namespace || a === `unix://${this.address}`)),
     );
   }
 
@@ -886,6 +923,9 @@ export class TestContainerd {
     } catch {
       // not empty (reported by leftovers()) or absent
     }
+    // Our shim's state of containers whose daemon was killed above (their processes died
+    // with the cgroups): nothing else will remove it.
+    await fs.promises.rm(path.join(VKERNEL_SHIM_ROOT, this.namespace), { recursive: true, force: true }).catch(() => undefined);
     for (const f of fifos) await fs.promises.rm(f, { recursive: true, force: true }).catch(() => undefined);
     // Sockets of the shims killed above (a live shim removes its own on exit).
     for (const sock of sockets) await fs.promises.rm(sock, { force: true }).catch(() => undefined);
