@@ -3,6 +3,8 @@
 import yargs from 'yargs';
 import { VKERNEL_VERSION, OCI_VERSION } from '../runtime/paths';
 import { agentCommand } from './commands/agent';
+import { checkCommand } from './commands/check';
+import { containerdConfigCommand } from './commands/containerd-config';
 import { createCommand } from './commands/create';
 import { execCommand } from './commands/exec';
 import { featuresCommand, specCommand } from './commands/info';
@@ -52,6 +54,8 @@ export async function main(argv: string[]): Promise<void> {
     .command(featuresCommand)
     .command(specCommand)
     .command(agentCommand)
+    .command(checkCommand)
+    .command(containerdConfigCommand)
     .version(`vkernel version ${VKERNEL_VERSION}\nspec: ${OCI_VERSION}`)
     .parserConfiguration({ 'boolean-negation': false })
     .demandCommand(1, 'a command is required')

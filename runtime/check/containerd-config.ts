@@ -1,0 +1,159 @@
+// `vkernel containerd-config`: the runtime entry containerd's CRI plugin needs for vkernel,
+// in the config format of the containerd version at hand, and an example shim config
+// (/etc/vkernel/config.toml). Built as objects and written with smol-toml; only the comment
+// lines above the tables are text, since TOML libraries do not write comments.
+//
+// `ctr run --runtime io.containerd.vkernel.v2` needs no entry (containerd maps the runtime
+// type to the binary containerd-shim-vkernel-v2 on its PATH); CRI (Kubernetes) does, and CRI
+// passes a container only the annotations its runtime entry allow-lists, hence
+// pod_annotations/container_annotations = ["io.vkernel.*"] for the io.vkernel.* policy.
+import { execFileSync } from 'node:child_process';
+import { InvalidArgumentError, UnavailableError } from '../errors';
+import { DEFAULT_SHIM_CONFIG, type ShimConfig, type ShimProtocolSetting } from '../../shim/config';
+import { decideProtocol, lookupContainerdVersion, parseContainerdVersion, type ContainerdVersion } from '../../shim/bootstrap/negotiate';
+import { toml } from './toml';
+
+export const RUNTIME_TYPE = 'io.containerd.vkernel.v2';
+export const RUNTIME_NAME = 'vkernel';
+export const ANNOTATION_PATTERN = 'io.vkernel.*';
+export const DEFAULT_VKERNEL_CONFIG = '/etc/vkernel/config.toml';
+
+export type ConfigFamily = '1.6' | '1.7' | '2.x';
+
+/** Where each containerd config version keeps CRI's runtimes table (below `plugins`). */
+export const CRI_RUNTIMES_PATH: Readonly<Record<1 | 2 | 3, readonly string[]>> = {
+  1: ['cri', 'containerd', 'runtimes'],
+  2: ['io.containerd.grpc.v1.cri', 'containerd', 'runtimes'],
+  3: ['io.containerd.cri.v1.runtime', 'containerd', 'runtimes'],
+};
+
+export function familyOf(v: ContainerdVersion): ConfigFamily | undefined {
+  if (v.major === 2) return '2.x';
+  if (v.major === 1 && v.minor === 7) return '1.7';
+  if (v.major === 1 && v.minor === 6) return '1.6';
+  return undefined;
+}
+
+/** The config file version each family writes: 2 for 1.6/1.7, 3 for 2.x. */
+export function configVersionOf(family: ConfigFamily): 2 | 3 {
+  return family === '2.x' ? 3 : 2;
+}
+
+/** `--version` text → the version (MAJOR.MINOR[.PATCH]); bad or unsupported values name the flag. */
+export function parseVersionFlag(text: string): ContainerdVersion {
+  const v = /^v?\d+\.\d+(\.\d+)?$/.test(text.trim()) ? parseContainerdVersion(text) : undefined;
+  if (!v) throw new InvalidArgumentError(`--version: must be MAJOR.MINOR, e.g. 1.7 (got ${JSON.stringify(text)})`, 'version');
+  if (!familyOf(v)) throw new InvalidArgumentError(`--version: containerd ${v.text} is not supported (1.6, 1.7 or 2.x) (got ${JSON.stringify(text)})`, 'version');
+  return v;
+}
+
+export interface SnippetOptions {
+  containerd: ContainerdVersion;
+  /** Where the version came from, for the header ("--version", "containerd at /run/…"). */
+  source?: string;
+  /** ConfigPath in the runtime options (default /etc/vkernel/config.toml). */
+  configPath?: string;
+  /** A forced shim protocol: noted in the header (it is set in the shim config, not here). */
+  protocol?: ShimProtocolSetting;
+}
+
+/** The runtime table, as an object (what the snippet and the tests compare against). */
+export function runtimeEntry(configPath: string = DEFAULT_VKERNEL_CONFIG): Record<string, unknown> {
+  return {
+    runtime_type: RUNTIME_TYPE,
+    pod_annotations: [ANNOTATION_PATTERN],
+    container_annotations: [ANNOTATION_PATTERN],
+    options: { ConfigPath: configPath },
+  };
+}
+
+/** The document the snippet holds: plugins.<CRI runtimes>.vkernel = runtimeEntry(). */
+export function snippetDocument(family: ConfigFamily, configPath?: string): Record<string, unknown> {
+  const [plugin, ...rest] = CRI_RUNTIMES_PATH[configVersionOf(family)];
+  let table: Record<string, unknown> = { [RUNTIME_NAME]: runtimeEntry(configPath) };
+  for (const k of [...rest].reverse()) table = { [k]: table };
+  return { plugins: { [plugin]: table } };
+}
+
+/** Which protocol this containerd gets from the shim and why, as comment lines. */
+function protocolComment(v: ContainerdVersion, forced?: ShimProtocolSetting): string[] {
+  const force = forced && forced !== 'auto' ? { protocol: forced, source: 'config' as const } : undefined;
+  const choice = decideProtocol({ containerd: v, versionSource: 'unknown', bootstrapParams: false, force });
+  const lines = [`# shim protocol: ${choice.protocol} (${choice.decidedBy === 'negotiated' ? 'negotiated' : 'forced'}); see docs/protocol.md`];
+  if (force) lines.push(`# forced with [shim] protocol = "${forced}" in the shim config (vkernel containerd-config --shim-config --protocol ${forced})`);
+  for (const w of choice.warnings) lines.push(`# warning: ${w}`);
+  return lines;
+}
+
+export function containerdSnippet(o: SnippetOptions): string {
+  const family = familyOf(o.containerd);
+  if (!family) throw new InvalidArgumentError(`containerd ${o.containerd.text} is not supported (1.6, 1.7 or 2.x)`, 'version');
+  const version = configVersionOf(family);
+  const header = [
+    `# vkernel runtime for containerd ${o.containerd.text}${o.source ? ` (${o.source})` : ''}: add to containerd's config.toml,`,
+    `# which must say version = ${version} at the top; then restart containerd.`,
+    ...protocolComment(o.containerd, o.protocol),
+  ];
+  return `${header.join('\n')}\n${toml().stringify(snippetDocument(family, o.configPath))}`;
+}
+
+// ---- the shim's own config ---------------------------------------------------------
+
+/** [shim] keys of shim/config.ts with a one-line explanation; the unit test checks they parse back to the defaults. */
+const SHIM_KEYS: ReadonlyArray<[string, keyof ShimConfig, string]> = [
+  ['protocol', 'protocol', '"auto" (negotiated per containerd), "grpc" or "ttrpc"; docs/protocol.md'],
+  ['debug', 'debug', 'debug lines in the shim log'],
+  ['no_pivot_root', 'noPivotRoot', 'runc --no-pivot'],
+  ['no_new_keyring', 'noNewKeyring', 'runc --no-new-keyring'],
+  ['systemd_cgroup', 'systemdCgroup', "cgroupsPath is systemd's slice:prefix:name"],
+  ['oom_poll_interval_ms', 'oomPollIntervalMs', 'how often the OOM counters are read'],
+  ['io_drain_timeout_ms', 'ioDrainTimeoutMs', 'how long Delete waits for stdio copying to finish'],
+  ['grpc_keepalive_interval_ms', 'grpcKeepAliveIntervalMs', "gRPC mode: how often containerd is made to call State (0 = never)"],
+];
+
+/** An example /etc/vkernel/config.toml: the defaults, with `protocol` if given. */
+export function shimConfigExample(protocol?: ShimProtocolSetting): string {
+  const values: ShimConfig = { ...DEFAULT_SHIM_CONFIG, ...(protocol ? { protocol } : {}) };
+  const shim = Object.fromEntries(SHIM_KEYS.map(([key, field]) => [key, values[field]]));
+  const comments = new Map(SHIM_KEYS.map(([key, , why]) => [key, why]));
+  const body = toml()
+    .stringify({ shim })
+    .split('\n')
+    .map((line) => {
+      const why = comments.get(line.split(' = ')[0]);
+      return why ? `${line}  # ${why}` : line;
+    });
+  return `# vkernel shim config (${DEFAULT_VKERNEL_CONFIG}; the runtime entry's ConfigPath): the defaults${protocol ? `, protocol = "${protocol}"` : ''}\n${body.join('\n')}`;
+}
+
+
+// ---- which containerd ----------------------------------------------------------------
+
+export interface LocalVersion {
+  version: ContainerdVersion;
+  /** "containerd at <address>" or "containerd --version". */
+  source: string;
+}
+
+/**
+ * The local containerd's version: its Version service at `address`, else `containerd
+ * --version` of the binary on PATH (a containerd that is installed but not running).
+ */
+export async function localContainerdVersion(address: string, binaryVersion: () => string | undefined = containerdBinaryVersion): Promise<LocalVersion> {
+  const asked = await lookupContainerdVersion(address, { cacheDir: null });
+  const served = parseContainerdVersion(asked.version);
+  if (served) return { version: served, source: `containerd at ${address}` };
+  const installed = parseContainerdVersion(binaryVersion());
+  if (installed) return { version: installed, source: 'containerd --version' };
+  throw new UnavailableError(`cannot learn containerd's version: ${asked.error ?? 'no answer'} at ${address}, and no containerd on PATH; pass --version`);
+}
+
+/** "containerd github.com/containerd/containerd 1.6.20~ds1 …" → "1.6.20~ds1". */
+function containerdBinaryVersion(): string | undefined {
+  try {
+    const out = execFileSync('containerd', ['--version'], { encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'ignore'] });
+    return /^containerd\s+\S+\s+(\S+)/m.exec(out)?.[1];
+  } catch {
+    return undefined;
+  }
+}

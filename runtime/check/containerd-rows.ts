@@ -1,0 +1,93 @@
+// Rows about containerd: which one answers at --address, which shim protocol it gets from
+// us and why (shim/bootstrap/negotiate.ts describeProtocolChoice), whether it can find
+// containerd-shim-vkernel-v2, and whether its config gives CRI a vkernel runtime. containerd
+// not running is a warning: vkernel still works as an OCI runtime without it.
+import * as path from 'node:path';
+import type { ProtocolDescription } from '../../shim/bootstrap/negotiate';
+import { ANNOTATION_PATTERN, CRI_RUNTIMES_PATH, RUNTIME_TYPE, familyOf } from './containerd-config';
+import { parseContainerdVersion } from '../../shim/bootstrap/negotiate';
+import { lookPath } from './host-rows';
+import type { CheckProbe, ContainerdProcess } from './probe';
+import { row, type CheckRow } from './report';
+import { tableAt, toml } from './toml';
+
+export const DEFAULT_ADDRESS = '/run/containerd/containerd.sock';
+export const DEFAULT_CONTAINERD_CONFIG = '/etc/containerd/config.toml';
+export const SHIM_BINARY = 'containerd-shim-vkernel-v2';
+
+/** negotiate.ts words the unreachable-containerd warning like this; the containerd row reports it instead. */
+const UNREACHABLE = /^cannot ask containerd at \S+ for its version: (.*)$/;
+
+export function containerdRow(d: ProtocolDescription, proc: ContainerdProcess | undefined): CheckRow {
+  const v = parseContainerdVersion(d.containerd);
+  if (!v) {
+    const error = d.warnings.map((w) => UNREACHABLE.exec(w)?.[1]).find(Boolean) ?? 'no version';
+    // "… (caused by: connect ENOENT /run/…)" from the HTTP/2 client: the errno part is the news.
+    const why = /connect E[A-Z]+ [^)\s]*/.exec(error)?.[0] ?? error;
+    return row('containerd', 'warn', `no containerd answers at ${d.address} (${why}); vkernel still works as an OCI runtime`);
+  }
+  const where = proc ? ` (pid ${proc.pid}, ${proc.exe}, config ${proc.configFile ?? DEFAULT_CONTAINERD_CONFIG})` : '';
+  if (!familyOf(v)) return row('containerd', 'warn', `containerd ${v.text} at ${d.address}${where}: not supported (1.6, 1.7 or 2.x)`);
+  return row('containerd', 'pass', `containerd ${v.text} at ${d.address}${where}`);
+}
+
+export function protocolRow(d: ProtocolDescription): CheckRow {
+  const warnings = d.warnings.filter((w) => !UNREACHABLE.test(w));
+  const detail =
+    `${d.protocol}, bootstrap version ${d.version} (${d.decidedBy}); start answers ${d.example}; why: ${d.reason}` +
+    warnings.map((w) => `; warning: ${w}`).join('');
+  return row('shim-protocol', warnings.length ? 'warn' : 'pass', detail);
+}
+
+/**
+ * Where containerd finds the shim binary: its PATH, then the directory of its own executable
+ * (runtime/v2 shim Command). Without a running containerd, this process's PATH and /usr/bin.
+ */
+export function shimBinaryRow(proc: ContainerdProcess | undefined, envPath: string, executable: (f: string) => boolean): CheckRow {
+  const searchPath = proc ? `${proc.path}:${path.dirname(proc.exe)}` : `${envPath}:/usr/bin`;
+  const found = lookPath(SHIM_BINARY, searchPath, executable);
+  const whose = proc ? "containerd's PATH" : "this shell's PATH (containerd is not running)";
+  if (found) return row('shim-binary', 'pass', `${found} (found on ${whose})`);
+  return row('shim-binary', 'warn', `${SHIM_BINARY} not found on ${whose}: install it with make install (${RUNTIME_TYPE} cannot start)`);
+}
+
+/** CRI passes annotations matching a pattern: exact, or a prefix ending in '*'. */
+function allows(patterns: unknown, annotation: string): boolean {
+  if (!Array.isArray(patterns)) return false;
+  return patterns.some((p) => typeof p === 'string' && (p === annotation || (p.endsWith('*') && annotation.startsWith(p.slice(0, -1)))));
+}
+
+export function configRow(file: string, text: string | undefined): CheckRow {
+  const hint = 'vkernel containerd-config prints the entry';
+  if (text === undefined) return row('containerd-config', 'warn', `${file} missing: containerd runs with defaults and CRI has no vkernel runtime; ${hint}`);
+  let doc: Record<string, unknown>;
+  try {
+    doc = toml().parse(text);
+  } catch (err) {
+    return row('containerd-config', 'warn', `${file}: cannot parse: ${(err as Error).message.split('\n')[0]}`);
+  }
+  const version = typeof doc.version === 'number' || typeof doc.version === 'bigint' ? Number(doc.version) : 1;
+  const where = CRI_RUNTIMES_PATH[version as 1 | 2 | 3];
+  if (!where) return row('containerd-config', 'warn', `${file}: unknown config version ${version}`);
+  const disabled = Array.isArray(doc.disabled_plugins) && doc.disabled_plugins.some((p) => p === where[0] || p === 'cri');
+  const runtimes = tableAt(doc, ['plugins', ...where]) ?? {};
+  const ours = Object.entries(runtimes).filter(([, rt]) => tableAt(rt, [])?.runtime_type === RUNTIME_TYPE);
+  const cri = disabled ? '; the CRI plugin is disabled' : '';
+  const table = `plugins."${where[0]}".${where.slice(1).join('.')}`;
+  if (ours.length === 0) {
+    return row('containerd-config', 'warn', `${file} (version ${version}): no runtime with runtime_type ${RUNTIME_TYPE} in ${table} (ctr --runtime works without one, CRI needs it); ${hint}${cri}`);
+  }
+  const [name, rt] = ours[0] as [string, Record<string, unknown>];
+  const probe = ANNOTATION_PATTERN.replace('*', 'view');
+  const missing = (['pod_annotations', 'container_annotations'] as const).filter((k) => !allows(rt[k], probe));
+  const found = `${file} (version ${version}): runtime ${name} in ${table}${cri}`;
+  if (missing.length) return row('containerd-config', 'warn', `${found}; ${missing.join(' and ')} lack "${ANNOTATION_PATTERN}": CRI drops the io.vkernel.* annotations`);
+  return row('containerd-config', disabled ? 'warn' : 'pass', `${found}; passes ${ANNOTATION_PATTERN} annotations`);
+}
+
+export async function containerdRows(p: CheckProbe, address: string): Promise<CheckRow[]> {
+  const d = await p.protocol(address);
+  const proc = p.containerdProcess(address);
+  const configFile = proc?.configFile ?? DEFAULT_CONTAINERD_CONFIG;
+  return [containerdRow(d, proc), protocolRow(d), shimBinaryRow(proc, p.envPath(), p.executable), configRow(configFile, p.readFile(configFile))];
+}

@@ -1,0 +1,114 @@
+// `vkernel containerd-config` (runtime/check/containerd-config.ts): the snippet per containerd
+// version parses back to the runtime entry at the right table, the header says which shim
+// protocol that containerd gets, --version is validated, and the shim config example reads
+// back as the shim's defaults. Real containerd 1.6/1.7 loading the snippets:
+// test/integration/containerd-config.test.ts.
+import { parse } from 'smol-toml';
+import {
+  containerdSnippet,
+  localContainerdVersion,
+  parseVersionFlag,
+  runtimeEntry,
+  shimConfigExample,
+} from '../../runtime/check';
+import { InvalidArgumentError, UnavailableError } from '../../runtime/errors';
+import { parseContainerdVersion } from '../../shim/bootstrap/negotiate';
+import { DEFAULT_SHIM_CONFIG, parseShimConfig } from '../../shim/config';
+
+const v = (text: string) => parseContainerdVersion(text)!;
+const at = (doc: Record<string, unknown>, keys: string[]): unknown => keys.reduce<unknown>((o, k) => (o as Record<string, unknown> | undefined)?.[k], doc);
+
+describe('containerd snippet', () => {
+  it.each([
+    ['1.6.20~ds1', 'io.containerd.grpc.v1.cri', 2, 'ttrpc'],
+    ['1.7.24', 'io.containerd.grpc.v1.cri', 2, 'grpc'],
+    ['2.0.0', 'io.containerd.cri.v1.runtime', 3, 'ttrpc'],
+    ['v2.3.1', 'io.containerd.cri.v1.runtime', 3, 'ttrpc'],
+  ])('containerd %s: plugins."%s" (config version %i), shim protocol %s', (version, plugin, configVersion, protocol) => {
+    const text = containerdSnippet({ containerd: v(version) });
+    const doc = parse(text);
+    expect(at(doc, ['plugins', plugin, 'containerd', 'runtimes', 'vkernel'])).toEqual({
+      runtime_type: 'io.containerd.vkernel.v2',
+      pod_annotations: ['io.vkernel.*'],
+      container_annotations: ['io.vkernel.*'],
+      options: { ConfigPath: '/etc/vkernel/config.toml' },
+    });
+    // Only the runtime's tables: the snippet can be appended to an existing config.
+    expect(text.split('\n').filter((l) => l.startsWith('['))).toEqual([
+      `[plugins."${plugin}".containerd.runtimes.vkernel]`,
+      `[plugins."${plugin}".containerd.runtimes.vkernel.options]`,
+    ]);
+    expect(text).toContain(`# which must say version = ${configVersion} at the top`);
+    expect(text).toContain(`# shim protocol: ${protocol} (negotiated); see docs/protocol.md`);
+  });
+
+  it('uses --config-path and names where the version came from', () => {
+    const text = containerdSnippet({ containerd: v('1.7.24'), configPath: '/srv/vk.toml', source: 'containerd at /run/c.sock' });
+    expect(runtimeEntry('/srv/vk.toml')).toMatchObject({ options: { ConfigPath: '/srv/vk.toml' } });
+    expect(at(parse(text), ['plugins', 'io.containerd.grpc.v1.cri', 'containerd', 'runtimes', 'vkernel', 'options'])).toEqual({ ConfigPath: '/srv/vk.toml' });
+    expect(text.split('\n')[0]).toBe("# vkernel runtime for containerd 1.7.24 (containerd at /run/c.sock): add to containerd's config.toml,");
+  });
+
+  it('--protocol: a forced protocol is explained, and warned about where containerd cannot honour it', () => {
+    const on16 = containerdSnippet({ containerd: v('1.6.20'), protocol: 'grpc' });
+    expect(on16).toContain('# shim protocol: ttrpc (negotiated)');
+    expect(on16).toMatch(/# warning: gRPC forced by shim config \[shim\] protocol is ignored: containerd 1\.6\.20 speaks only ttrpc/);
+    const on17 = containerdSnippet({ containerd: v('1.7.24'), protocol: 'ttrpc' });
+    expect(on17).toContain('# shim protocol: ttrpc (forced)');
+    expect(on17).toContain('[shim] protocol = "ttrpc"');
+    expect(containerdSnippet({ containerd: v('1.7.24'), protocol: 'auto' })).toContain('# shim protocol: grpc (negotiated)');
+  });
+});
+
+describe('--version', () => {
+  it.each(['1.6', '1.7', '1.7.24', 'v2.1', '2.3.0'])('%s is accepted', (text) => {
+    expect(parseVersionFlag(text).text).toBe(text);
+  });
+
+  it.each([
+    ['abc', '--version: must be MAJOR.MINOR, e.g. 1.7 (got "abc")'],
+    ['1', '--version: must be MAJOR.MINOR, e.g. 1.7 (got "1")'],
+    ['1.7.x', '--version: must be MAJOR.MINOR, e.g. 1.7 (got "1.7.x")'],
+    ['1.5', '--version: containerd 1.5 is not supported (1.6, 1.7 or 2.x) (got "1.5")'],
+    ['3.0', '--version: containerd 3.0 is not supported (1.6, 1.7 or 2.x) (got "3.0")'],
+  ])('%s is refused: %s', (text, message) => {
+    let err: unknown;
+    try {
+      parseVersionFlag(text);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(InvalidArgumentError);
+    expect(err).toMatchObject({ message, field: 'version' });
+  });
+});
+
+describe('the local containerd', () => {
+  const nowhere = '/nonexistent/vkt-containerd.sock';
+
+  it('falls back to the installed binary when none answers', async () => {
+    await expect(localContainerdVersion(nowhere, () => '1.6.20~ds1')).resolves.toMatchObject({ version: { major: 1, minor: 6 }, source: 'containerd --version' });
+  });
+
+  it('neither: an error that says to pass --version', async () => {
+    const err = await localContainerdVersion(nowhere, () => undefined).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UnavailableError);
+    expect((err as Error).message).toMatch(/pass --version$/);
+  });
+});
+
+describe('shim config example', () => {
+  it('reads back as the defaults, with no unknown keys', () => {
+    const warnings: string[] = [];
+    expect(parseShimConfig(shimConfigExample(), 'example', (m) => warnings.push(m))).toEqual(DEFAULT_SHIM_CONFIG);
+    expect(warnings).toEqual([]);
+    // Every setting the shim knows is in the example.
+    const keys = Object.keys((parse(shimConfigExample()).shim as Record<string, unknown>) ?? {});
+    expect(keys).toHaveLength(Object.keys(DEFAULT_SHIM_CONFIG).length);
+  });
+
+  it('--protocol sets [shim] protocol', () => {
+    expect(parseShimConfig(shimConfigExample('ttrpc'), 'example').protocol).toBe('ttrpc');
+    expect(shimConfigExample('ttrpc').split('\n')[0]).toContain('protocol = "ttrpc"');
+  });
+});
