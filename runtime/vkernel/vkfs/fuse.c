@@ -7,7 +7,9 @@
  * which puts the requests the dead worker had read but not answered back in the queue:
  * readers see neither an error nor a hang. Node ids, loadavg and the start time live in
  * shared memory (struct shared), so they survive too. If the keeper dies, its worker
- * notices (PR_SET_PDEATHSIG) and becomes the keeper.
+ * notices (PR_SET_PDEATHSIG) and becomes the keeper. A third process, the standby, only
+ * holds a copy of the /dev/fuse fd and waits: if the keeper and the worker die together,
+ * it becomes the keeper, so the connection never closes while one of the three lives.
  */
 #define FUSE_USE_VERSION 35
 #include <errno.h>
@@ -21,6 +23,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/time.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -173,16 +176,27 @@ static void fill_stat(const struct ventry *e, fuse_ino_t ino, struct stat *st)
 		st->st_size = recent_len(ino, tmp.len);
 }
 
-/* Raises the kernel's i_size to at least len (FUSE_NOTIFY_STORE of 0 bytes at len). A
- * shorter content needs nothing: a short read makes the kernel lower i_size itself. */
-static void raise_size(fuse_ino_t ino, size_t len)
+/*
+ * Raises the kernel's i_size to at least the length of `b` with a FUSE_NOTIFY_STORE of the
+ * content's last byte at its own offset. A 0-byte store does not do it: since 6.x the
+ * kernel only moves i_size for a store that carries data (fuse_write_update_attr with
+ * written > 0), and a short read of an earlier, shorter content (sysfs "0\n" before an
+ * update made it "0-1\n") had lowered i_size: sendfile/splice stopped there ("0-"). The
+ * byte is the real content, so a page it lands in is never wrong; the open without
+ * keep_cache drops the page cache anyway. A shorter content needs nothing: the short
+ * read lowers i_size by itself.
+ */
+static void raise_size(fuse_ino_t ino, const struct buf *b)
 {
+	if (b->len == 0)
+		return;
 	struct {
 		struct out_header h;
 		uint64_t nodeid, offset;
 		uint32_t size, padding;
-	} msg = { { sizeof msg, 4 /* FUSE_NOTIFY_STORE */, 0 }, ino, len, 0, 0 };
-	if (write(fuse_fd, &msg, sizeof msg) < 0 && errno != ENOENT)
+	} msg = { { sizeof msg + 1, 4 /* FUSE_NOTIFY_STORE */, 0 }, ino, b->len - 1, 1, 0 };
+	struct iovec iov[2] = { { &msg, sizeof msg }, { b->p + b->len - 1, 1 } };
+	if (writev(fuse_fd, iov, 2) < 0 && errno != ENOENT)
 		vlog("FUSE_NOTIFY_STORE: %s", strerror(errno));
 }
 
@@ -265,7 +279,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return (void)fuse_reply_err(req, -r);
 	}
 	s->valid = s->fresh = 1;
-	raise_size(ino, recent_len(ino, s->b.len));
+	recent_len(ino, s->b.len); /* st_size of later getattrs covers this content */
+	raise_size(ino, &s->b);
 	fi->direct_io = 1;   /* read(2) reaches us every time: content is never stale */
 	fi->keep_cache = 0;
 	fi->noflush = 1;     /* no FLUSH round trip on close */
@@ -499,6 +514,9 @@ static void worker_main(void)
 
 /* ---- the keeper ---- */
 
+static pid_t standby_pid; /* the keeper's standby (0: none) */
+
+/* "keeper worker standby": view.ts reads the first two. */
 static void write_pidfile(pid_t worker)
 {
 	if (!pidfile_path)
@@ -508,7 +526,7 @@ static void write_pidfile(pid_t worker)
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return;
-	int n = snprintf(line, sizeof line, "%d %d\n", (int)getpid(), (int)worker);
+	int n = snprintf(line, sizeof line, "%d %d %d\n", (int)getpid(), (int)worker, (int)standby_pid);
 	if (write(fd, line, n) == n)
 		rename(tmp, pidfile_path);
 	close(fd);
@@ -536,8 +554,85 @@ static pid_t spawn_worker(void)
 	return p;
 }
 
+static int pid_gone(pid_t pid)
+{
+	char path[64], st[512];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 1;
+	ssize_t n = read(fd, st, sizeof st - 1);
+	close(fd);
+	if (n <= 0)
+		return 1;
+	st[n] = '\0';
+	const char *r = strrchr(st, ')');
+	return !r || r[1] != ' ' || r[2] == 'Z' || r[2] == 'X';
+}
+
+/*
+ * The standby: holds the inherited /dev/fuse fd and waits for the keeper to die. Then the
+ * worker takes over if it lives (the standby exits: the new keeper forks its own); if the
+ * worker died too, this process takes over. Returns only to take over.
+ */
+static void standby_main(pid_t keeper)
+{
+	prctl(PR_SET_NAME, "vkfs-standby");
+	setpgid(0, 0); /* like the worker: a kill of the keeper's process group spares it */
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
+	sigset_t usr1;
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	sigprocmask(SIG_SETMASK, &usr1, NULL); /* SIGUSR1 (parent death) is only waited for */
+	prctl(PR_SET_PDEATHSIG, SIGUSR1);
+	while (getppid() == keeper) {
+		struct timespec ts = { 1, 0 };
+		sigtimedwait(&usr1, NULL, &ts);
+	}
+	prctl(PR_SET_PDEATHSIG, 0);
+	/* The worker finishes its request and sets keeper_pid to itself; give it 2 s. */
+	for (int i = 0; i < 400; i++) {
+		pid_t k = sh->keeper_pid, w = sh->worker_pid;
+		if (k != keeper && k > 0 && !pid_gone(k))
+			_exit(0); /* taken over */
+		if (w <= 0 || w == keeper || pid_gone(w))
+			break;
+		usleep(5000);
+	}
+	sigemptyset(&usr1);
+	sigprocmask(SIG_SETMASK, &usr1, NULL);
+	vlog("keeper %d and its worker died: standby takes over", (int)keeper);
+}
+
+static pid_t spawn_standby(void)
+{
+	pid_t keeper = getpid();
+	pid_t p = fork();
+	if (p < 0) {
+		vlog("fork: %s", strerror(errno));
+		return -1;
+	}
+	if (p == 0) {
+		if (ready_fd >= 0) {
+			close(ready_fd);
+			ready_fd = -1;
+		}
+		standby_pid = 0;
+		standby_main(keeper);
+		return 0; /* take over */
+	}
+	return p;
+}
+
 static void shutdown_all(pid_t worker, int code)
 {
+	if (standby_pid > 0) { /* first: it would take over once the keeper is gone */
+		kill(standby_pid, SIGKILL);
+		waitpid(standby_pid, NULL, 0);
+		standby_pid = 0;
+	}
 	if (worker > 0) {
 		kill(worker, SIGKILL);
 		waitpid(worker, NULL, 0);
@@ -596,9 +691,14 @@ static void keeper_run(void)
 	double window = boottime_now(), checked = window;
 	int in_window = 0;
 
+	standby_pid = 0;
 	pid_t worker = spawn_worker();
 	if (worker == 0)
 		return;
+	standby_pid = spawn_standby();
+	if (standby_pid == 0)
+		return;
+	write_pidfile(worker);
 	if (ready_fd >= 0) {
 		/* Up, with a worker and the pidfile naming both: tell the parent. */
 		ready(ready_fd, "ok %d\n", (int)getpid());
@@ -614,6 +714,16 @@ static void keeper_run(void)
 		int st;
 		pid_t p;
 		while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
+			if (p == standby_pid) {
+				vlog("standby %d died; restarting", (int)p);
+				if (++in_window > 50)
+					usleep(100000);
+				standby_pid = spawn_standby();
+				if (standby_pid == 0)
+					return;
+				write_pidfile(worker);
+				continue;
+			}
 			if (p != worker)
 				continue;
 			if (WIFEXITED(st) && WEXITSTATUS(st) == 0)

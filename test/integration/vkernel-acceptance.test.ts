@@ -1,0 +1,425 @@
+// Issue 6 acceptance on real containers through the vkernel CLI: real runtimes inside
+// (python3, node, glibc getconf, coreutils from the host's /usr), a cpuset-only limit, the
+// container's uptime, live `vkernel update` of files and runtimes, killing the supervisor
+// (vkfs keeper/worker, vkagent) under a reading workload, and no leaks after delete or
+// SIGKILL. What vkernel-view.test.ts / vkernel-syscalls.test.ts already cover (the view on
+// a bare cgroup, sysinfo/nproc after update, runc + listenerPath) is not repeated here.
+// The shim path is in vkernel-shim.test.ts.
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { buildPath } from '../../runtime/paths';
+import type { LinuxResources, Spec } from '../../runtime/spec/types';
+import { agentPids } from '../../runtime/vkernel/syscalls';
+import { supervisorPids } from '../../runtime/vkernel/view';
+import {
+  describeIf,
+  hasCgroupV1,
+  makeBundle,
+  parseKeyValues,
+  requireFixtures,
+  requireRoot,
+  requireRuntime,
+  requirement,
+  runBundle,
+  runRuntime,
+  runRuntimeOk,
+  runtimeRoot,
+  withLeakCheck,
+  type Bundle,
+} from '../harness';
+
+const MiB = 1024 * 1024;
+const HOST_CPUS = os.cpus().length;
+const ok =
+  requireRoot() &&
+  requireFixtures() &&
+  requireRuntime('vkernel') &&
+  requirement(fs.existsSync(buildPath('vkfs')) && fs.existsSync(buildPath('vkagent')), 'build/vkfs and build/vkagent (make native)') &&
+  requirement(fs.existsSync('/dev/fuse'), '/dev/fuse is missing') &&
+  requirement(process.arch === 'x64', 'the notify filter is x86_64 only') &&
+  requirement(hasCgroupV1('memory') && hasCgroupV1('cpuset'), 'cgroup v1 memory and cpuset controllers') &&
+  requirement(HOST_CPUS >= 2, 'CPU-count tests need a host with at least 2 CPUs') &&
+  requirement(['/usr/bin/python3', '/usr/bin/node', '/usr/bin/getconf', '/usr/bin/nproc'].every((f) => fs.existsSync(f)), 'python3, node, getconf and nproc in the host /usr');
+
+jest.setTimeout(60_000);
+
+const LIMITS: LinuxResources = { memory: { limit: 256 * MiB }, cpu: { quota: 50000, period: 100000 } };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(f: () => boolean | Promise<boolean>, ms = 5000): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await f()) return true;
+    await sleep(25);
+  }
+  return f();
+}
+
+const stateDir = (id: string) => path.join(runtimeRoot(), id);
+const viewDir = (id: string) => path.join(stateDir(id), 'view');
+const agentDir = (id: string) => path.join(stateDir(id), 'agent');
+
+function vkfsPair(id: string): { keeper: number; worker: number } {
+  try {
+    const [keeper, worker] = fs.readFileSync(path.join(viewDir(id), 'vkfs.pid'), 'utf8').trim().split(/\s+/).map(Number);
+    return { keeper, worker };
+  } catch {
+    return { keeper: 0, worker: 0 };
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    return !/\) [ZX] /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The test rootfs with the host's /usr bound read-only over /usr (merged-/usr Debian: /lib
+ * and /lib64 become symlinks into it, so the dynamic loader and libraries resolve). The
+ * fixture's busybox stays in /bin; `nproc`, `getconf`, python3 and node come from the host.
+ */
+async function hostUsrBundle(args: string[], resources: LinuxResources, annotations: Record<string, string> = {}): Promise<Bundle> {
+  const b = await makeBundle({
+    args,
+    mutate: (s: Spec) => {
+      s.linux!.resources = { ...s.linux!.resources, ...resources };
+      s.annotations = { ...(s.annotations ?? {}), ...annotations };
+      s.mounts!.push({ destination: '/usr', type: 'bind', source: '/usr', options: ['rbind', 'ro', 'nosuid', 'nodev'] });
+      s.process!.env = [...(s.process!.env ?? []), 'HOME=/tmp'];
+    },
+  });
+  for (const l of ['lib', 'lib64']) {
+    const p = path.join(b.rootfs, l);
+    if (!fs.existsSync(p)) fs.symlinkSync(`usr/${l}`, p);
+  }
+  return b;
+}
+
+async function runOk(b: Bundle): Promise<Record<string, string>> {
+  const r = await runBundle(b);
+  if (r.code !== 0) throw new Error(`container failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
+  return parseKeyValues(r.stdout);
+}
+
+/** One key=value per line: what each real runtime and tool inside the container reads. */
+const PROBE = [
+  `/usr/bin/python3 -c 'import os; print("py_cpu_count=%d" % os.cpu_count()); print("py_affinity=%d" % len(os.sched_getaffinity(0)))'`,
+  `/usr/bin/node -e 'const os = require("os"); console.log("node_parallelism=" + os.availableParallelism()); console.log("node_totalmem=" + os.totalmem()); console.log("node_cpus=" + os.cpus().length)'`,
+  'echo conf=$(getconf _NPROCESSORS_CONF)',
+  'echo onln=$(getconf _NPROCESSORS_ONLN)',
+  'echo phys=$(( $(getconf _PHYS_PAGES) * $(getconf PAGESIZE) ))',
+  'echo nproc=$(nproc)',
+  'echo bb_nproc=$(busybox nproc)',
+  "echo meminfo=$(busybox awk '/^MemTotal:/{print $2}' /proc/meminfo)",
+  "echo free=$(busybox free | busybox awk '/^Mem:/{print $2}')",
+  'echo online=$(cat /sys/devices/system/cpu/online)',
+  'echo processors=$(grep -c ^processor /proc/cpuinfo)',
+].join('\n');
+
+const hostMemKiB = () => Number(/^MemTotal:\s+(\d+) kB$/m.exec(fs.readFileSync('/proc/meminfo', 'utf8'))![1]);
+
+describeIf(ok)('vkernel acceptance (CLI): real runtimes, cpusets, uptime, update', () => {
+  it('python3, node, glibc getconf and coreutils nproc read 1 CPU and 256 MiB under quota 50000/100000', () =>
+    withLeakCheck(async () => {
+      const kv = await runOk(await hostUsrBundle(['/bin/sh', '-c', PROBE], LIMITS));
+      expect(kv).toMatchObject({
+        py_cpu_count: '1', // 3.11: sysconf(_SC_NPROCESSORS_ONLN) → /sys/devices/system/cpu/online
+        py_affinity: '1', // sched_getaffinity (syscall layer)
+        node_parallelism: '1', // libuv: sched_getaffinity
+        node_totalmem: String(256 * MiB), // libuv: /proc/meminfo
+        node_cpus: '1', // libuv: /proc/cpuinfo + /proc/stat
+        conf: '1',
+        onln: '1',
+        phys: String(256 * MiB), // glibc _PHYS_PAGES: sysinfo()
+        nproc: '1',
+        bb_nproc: '1',
+        meminfo: '262144',
+        free: '262144', // busybox free: sysinfo()
+        online: '0',
+        processors: '1',
+      });
+    }));
+
+  it.each([['io.vkernel.view', 'off'], ['io.vkernel.mode', 'off']])('with %s=%s the syscall readers see the host', (key, value) =>
+    withLeakCheck(async () => {
+      const kv = await runOk(await hostUsrBundle(['/bin/sh', '-c', PROBE], LIMITS, { [key]: value }));
+      const host = String(HOST_CPUS);
+      // mode=off keeps the file view and drops only the syscall layer.
+      const files = key === 'io.vkernel.view';
+      expect(kv).toMatchObject({
+        py_affinity: host,
+        node_parallelism: host,
+        nproc: host,
+        bb_nproc: host,
+        phys: String(os.totalmem()),
+        free: String(os.totalmem() / 1024),
+        py_cpu_count: files ? host : '1',
+        onln: files ? host : '1',
+        conf: files ? host : '1',
+        node_cpus: files ? host : '1',
+        meminfo: files ? String(hostMemKiB()) : '262144',
+        node_totalmem: files ? String(hostMemKiB() * 1024) : String(256 * MiB),
+        online: files ? `0-${HOST_CPUS - 1}` : '0',
+      });
+    }),
+  );
+
+  it('a cpuset of CPU 1 alone (no quota) reads 1 CPU, renumbered 0, with host CPU 1\'s own data', () =>
+    withLeakCheck(async () => {
+      const script = [
+        PROBE,
+        'echo possible=$(cat /sys/devices/system/cpu/possible)',
+        'echo present=$(cat /sys/devices/system/cpu/present)',
+        'echo cpudirs=$(ls /sys/devices/system/cpu | grep "^cpu[0-9]" | tr "\\n" ,)',
+        "echo procline=$(grep ^processor /proc/cpuinfo | tr -d ' \\t')",
+        "echo apicid=$(grep ^apicid /proc/cpuinfo | busybox awk '{print $3}')",
+        'echo core_id=$(cat /sys/devices/system/cpu/cpu0/topology/core_id)',
+        'echo statcpus=$(grep "^cpu[0-9]" /proc/stat | busybox awk \'{print $1}\' | tr "\\n" ,)',
+        'echo cpuset=$(cat /sys/fs/cgroup/cpuset/cpuset.effective_cpus 2>/dev/null || cat /sys/fs/cgroup/cpuset.cpus.effective)',
+      ].join('\n');
+      const kv = await runOk(await hostUsrBundle(['/bin/sh', '-c', script], { cpu: { cpus: '1', mems: '0' } }));
+      const hostBlock = fs
+        .readFileSync('/proc/cpuinfo', 'utf8')
+        .split('\n\n')
+        .find((b) => /^processor\s*:\s*1$/m.test(b))!;
+      expect(kv).toMatchObject({
+        cpuset: '1', // the container's own cgroupfs still says CPU 1: the view does not contradict it
+        py_cpu_count: '1',
+        py_affinity: '1',
+        node_parallelism: '1',
+        node_cpus: '1',
+        conf: '1',
+        onln: '1',
+        nproc: '1',
+        online: '0', // docs/vkernel-view.md "CPUs": the visible CPUs are renumbered 0..N-1
+        possible: '0',
+        present: '0',
+        cpudirs: 'cpu0,',
+        procline: 'processor:0',
+        statcpus: 'cpu0,',
+        apicid: /^apicid\s*:\s*(\d+)$/m.exec(hostBlock)![1], // cpu0's block is host CPU 1's
+        core_id: fs.readFileSync('/sys/devices/system/cpu/cpu1/topology/core_id', 'utf8').trim(),
+      });
+    }));
+
+  it('/proc/uptime and sysinfo().uptime count from the container start, not the host boot', () =>
+    withLeakCheck(async () => {
+      const b = await makeBundle({
+        args: ['/bin/sh', '-c', 'sleep 2; echo uptime=$(cut -d" " -f1 /proc/uptime) idle=$(cut -d" " -f2 /proc/uptime); /vktest sysinfo'],
+        mutate: (s) => void (s.linux!.resources = { ...s.linux!.resources, ...LIMITS }),
+      });
+      const r = await runBundle(b);
+      expect(r.code).toBe(0);
+      // "uptime=U idle=I" then vktest's lines, whose uptime= (sysinfo, whole seconds) comes last
+      const [, up, idle] = /^uptime=(\S+) idle=(\S+)$/m.exec(r.stdout)!.map(Number);
+      const sysinfoUptime = Number(parseKeyValues(r.stdout).uptime);
+      const hostUp = Number(fs.readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
+      expect(up).toBeGreaterThanOrEqual(2);
+      expect(up).toBeLessThan(10);
+      expect(idle).toBeLessThanOrEqual(up * 1 + 0.01); // one visible CPU
+      expect(hostUp).toBeGreaterThan(60); // otherwise "far below the host's" proves nothing
+      expect(sysinfoUptime).toBeGreaterThanOrEqual(2);
+      expect(sysinfoUptime).toBeLessThan(10);
+    }));
+
+  it('vkernel update 0.5 → 2 CPUs and 256 → 512 MiB: files, getconf, python3 and node follow on the next read', () =>
+    withLeakCheck(async () => {
+      const b = await hostUsrBundle(['/vktest', 'sleep', '120'], LIMITS);
+      await runRuntimeOk(['run', '--detach', '--bundle', b.dir, b.id]);
+      const probe = async () => parseKeyValues((await runRuntimeOk(['exec', b.id, '/bin/sh', '-c', PROBE])).stdout);
+      expect(await probe()).toMatchObject({ meminfo: '262144', online: '0', processors: '1', onln: '1', conf: '1', nproc: '1', node_parallelism: '1', node_totalmem: String(256 * MiB), py_cpu_count: '1' });
+      await runRuntimeOk(['update', '--memory', String(512 * MiB), '--cpu-quota', '200000', '--cpu-period', '100000', b.id]);
+      expect(await probe()).toMatchObject({
+        meminfo: '524288',
+        free: '524288',
+        phys: String(512 * MiB),
+        online: '0-1',
+        processors: '2',
+        onln: '2',
+        conf: '2',
+        nproc: '2',
+        py_cpu_count: '2',
+        py_affinity: '2',
+        node_parallelism: '2',
+        node_cpus: '2',
+        node_totalmem: String(512 * MiB),
+      });
+      // And back down: a 1.5-CPU quota reads 2 on this 2-CPU host, 0.5 reads 1.
+      await runRuntimeOk(['update', '--cpu-quota', '50000', b.id]);
+      expect(await probe()).toMatchObject({ online: '0', nproc: '1', node_parallelism: '1' });
+      await runRuntimeOk(['delete', '--force', b.id]);
+    }));
+});
+
+// ---- the supervisor killed under load ----
+
+/**
+ * The loop: read /proc/meminfo and /sys/devices/system/cpu/online (content checked), 50
+ * sysinfo() calls through vktest; every failure is appended to /tmp/err, the iteration
+ * count written to /tmp/n.
+ */
+const LOOP = [
+  'i=0',
+  'while :; do',
+  "  grep -q '^MemTotal: *262144 kB$' /proc/meminfo || echo \"meminfo $i\" >> /tmp/err",
+  '  [ "$(cat /sys/devices/system/cpu/online)" = 0 ] || echo "online $i" >> /tmp/err',
+  '  /vktest loop sysinfo 50 > /tmp/l 2>&1; grep -q "^failures=0$" /tmp/l && grep -q "^totalram=268435456$" /tmp/l || echo "sysinfo $i $(tr "\\n" " " < /tmp/l)" >> /tmp/err',
+  '  i=$((i+1)); echo $i > /tmp/n',
+  'done',
+].join('\n');
+
+async function loopContainer(): Promise<{ b: Bundle; iterations: () => number; errors: () => string[]; advance: (n?: number) => Promise<boolean> }> {
+  const b = await makeBundle({ args: ['/bin/sh', '-c', LOOP], mutate: (s) => void (s.linux!.resources = { ...s.linux!.resources, ...LIMITS }) });
+  const iterations = () => {
+    try {
+      return Number(fs.readFileSync(path.join(b.rootfs, 'tmp', 'n'), 'utf8')) || 0;
+    } catch {
+      return 0;
+    }
+  };
+  const errors = () => {
+    try {
+      return fs.readFileSync(path.join(b.rootfs, 'tmp', 'err'), 'utf8').split('\n').filter(Boolean);
+    } catch {
+      return [];
+    }
+  };
+  const advance = async (n = 5) => {
+    const from = iterations();
+    return until(() => iterations() >= from + n, 15_000);
+  };
+  await runRuntimeOk(['run', '--detach', '--bundle', b.dir, b.id]);
+  expect(await advance()).toBe(true);
+  return { b, iterations, errors, advance };
+}
+
+function kill(pid: number): void {
+  expect(pid).toBeGreaterThan(0);
+  process.kill(pid, 'SIGKILL');
+}
+
+describeIf(ok)('vkernel acceptance (CLI): the supervisor killed while the workload reads', () => {
+  it('vkfs worker, vkfs keeper, agent worker, agent keeper killed in turn: no error, the view comes back each time', () =>
+    withLeakCheck(async () => {
+      const { b, errors, advance } = await loopContainer();
+      const id = b.id;
+      for (let round = 0; round < 3; round++) {
+        const { worker } = vkfsPair(id);
+        kill(worker);
+        expect(await until(() => vkfsPair(id).worker !== worker && alive(vkfsPair(id).worker))).toBe(true);
+        expect(await advance()).toBe(true);
+      }
+      const { keeper, worker } = vkfsPair(id);
+      kill(keeper); // the worker takes over and forks a new worker
+      expect(await until(() => vkfsPair(id).keeper === worker && alive(vkfsPair(id).worker) && !alive(keeper))).toBe(true);
+      expect(await advance()).toBe(true);
+      kill(vkfsPair(id).worker);
+      expect(await advance()).toBe(true);
+
+      let [akeeper, aworker] = agentPids(agentDir(id));
+      for (let round = 0; round < 3; round++) {
+        kill(aworker);
+        expect(await until(() => (agentPids(agentDir(id))[1] ?? aworker) !== aworker)).toBe(true);
+        aworker = agentPids(agentDir(id))[1];
+        expect(await advance()).toBe(true);
+      }
+      kill(akeeper); // the worker keeps serving the listener it holds
+      expect(await advance()).toBe(true);
+      expect(alive(aworker)).toBe(true);
+      expect(errors()).toEqual([]);
+      expect(supervisorPids(viewDir(id))).toHaveLength(3);
+      await runRuntimeOk(['delete', '--force', id]);
+      expect(await until(() => !alive(aworker))).toBe(true);
+    }));
+
+  it('vkfs keeper and worker killed at the same instant: no ENOTCONN, the view comes back', () =>
+    withLeakCheck(async () => {
+      const { b, errors, advance } = await loopContainer();
+      for (let round = 0; round < 3; round++) {
+        const { keeper, worker } = vkfsPair(b.id);
+        process.kill(keeper, 'SIGKILL');
+        process.kill(worker, 'SIGKILL');
+        expect(await until(() => !alive(keeper) && !alive(worker))).toBe(true);
+        expect(await advance()).toBe(true);
+        expect(errors()).toEqual([]);
+        const now = vkfsPair(b.id);
+        expect(alive(now.keeper) && alive(now.worker)).toBe(true);
+      }
+      await runRuntimeOk(['delete', '--force', b.id]);
+    }));
+});
+
+// ---- no leaks ----
+
+/** pid → fds of `pid` that are seccomp notify listeners. */
+function notifyFds(pids: number[]): string[] {
+  const out: string[] = [];
+  for (const pid of pids) {
+    let fds: string[] = [];
+    try {
+      fds = fs.readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      try {
+        if (fs.readlinkSync(`/proc/${pid}/fd/${fd}`) === 'anon_inode:seccomp notify') out.push(`${pid}/${fd}`);
+      } catch {
+        /* closed */
+      }
+    }
+  }
+  return out;
+}
+
+const fuseMounts = (id: string) =>
+  fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter((l) => l.includes(' - fuse.vkfs ') && l.includes(id));
+
+function pgrep(pattern: string): number[] {
+  try {
+    return execFileSync('pgrep', ['-f', pattern], { encoding: 'utf8' }).trim().split('\n').map(Number);
+  } catch {
+    return []; // exit 1: none
+  }
+}
+
+describeIf(ok)('vkernel acceptance (CLI): nothing is left', () => {
+  it.each(['delete --force of a running container', 'SIGKILL of the init, then delete'])('%s: no FUSE mount, notify fd, supervisor or state', (how) =>
+    withLeakCheck(async () => {
+      const b = await makeBundle({
+        args: ['/bin/sh', '-c', 'while :; do cat /proc/meminfo > /dev/null; /vktest sysinfo > /dev/null; done'],
+        mutate: (s) => void (s.linux!.resources = { ...s.linux!.resources, ...LIMITS }),
+      });
+      await runRuntimeOk(['run', '--detach', '--bundle', b.dir, b.id]);
+      const init = JSON.parse((await runRuntimeOk(['state', b.id])).stdout).pid as number;
+      await sleep(300);
+      const vkfs = supervisorPids(viewDir(b.id));
+      const agent = agentPids(agentDir(b.id));
+      expect(vkfs).toHaveLength(3); // keeper, worker, standby
+      expect(agent).toHaveLength(2);
+      expect(fuseMounts(b.id)).toHaveLength(1);
+      expect(notifyFds(agent).length).toBeGreaterThanOrEqual(1);
+      expect(pgrep(b.id).sort()).toEqual(expect.arrayContaining([...vkfs, ...agent].sort()));
+      if (how.startsWith('SIGKILL')) {
+        process.kill(init, 'SIGKILL');
+        expect(await until(async () => JSON.parse((await runRuntime(['state', b.id])).stdout || '{}').status === 'stopped', 10_000)).toBe(true);
+        await runRuntimeOk(['delete', b.id]);
+      } else {
+        await runRuntimeOk(['delete', '--force', b.id]);
+      }
+      expect(await until(() => [...vkfs, ...agent].every((p) => !alive(p)))).toBe(true);
+      expect(fuseMounts(b.id)).toEqual([]);
+      expect(notifyFds([...vkfs, ...agent])).toEqual([]);
+      expect(pgrep(b.id)).toEqual([]);
+      expect(fs.existsSync(stateDir(b.id))).toBe(false);
+    }),
+  );
+});
