@@ -1,0 +1,196 @@
+// Issue 6 acceptance through the shim: a container run by containerd 1.6 (`ctr run
+// --runtime io.containerd.vkernel.v2 --cpus 0.5 --memory-limit 256 MiB`) sees its own
+// machine in files (vkfs) and syscalls (vkagent); containerd's Tasks.Update (the shim's
+// Update) to 2 CPUs and 512 MiB shows on the next reads; nothing of the view (FUSE mount,
+// supervisor, agent, state) is left after delete, also after a SIGKILL of the init.
+//
+// Debian's ctr 1.6 (and 1.7) has no `tasks update`, so the update goes to containerd's own
+// gRPC API (containerd.services.tasks.v1.Tasks/Update), as a CRI client or nerdctl would
+// send it; containerd forwards it to the shim's Update.
+import * as grpc from '@grpc/grpc-js';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { buildPath } from '../../runtime/paths';
+import { describeIf, parseKeyValues, requireFixtures, requireRoot, requirement, type TestContainerd } from '../harness';
+import { LAUNCHER, removeContainer, sleep, startShimEnv, waitFor, waitStatus, type ShimEnv } from './helpers/shim-env';
+
+const MiB = 1024 * 1024;
+const ok =
+  requireRoot() &&
+  requireFixtures() &&
+  requirement(fs.existsSync(LAUNCHER), `${LAUNCHER} missing (run \`make all\`)`) &&
+  requirement(fs.existsSync(buildPath('vkfs')) && fs.existsSync(buildPath('vkagent')), 'build/vkfs and build/vkagent (make native)') &&
+  requirement(fs.existsSync('/dev/fuse'), '/dev/fuse is missing') &&
+  requirement(process.arch === 'x64', 'the notify filter is x86_64 only') &&
+  requirement(os.cpus().length >= 2, 'CPU-count tests need a host with at least 2 CPUs');
+
+jest.setTimeout(120_000);
+
+// ---- containerd's Tasks.Update over gRPC (hand-encoded: three fields) ----
+
+function varint(n: number): Buffer {
+  const out: number[] = [];
+  while (n > 0x7f) {
+    out.push((n & 0x7f) | 0x80);
+    n >>>= 7;
+  }
+  out.push(n);
+  return Buffer.from(out);
+}
+
+const field = (no: number, bytes: Buffer): Buffer => Buffer.concat([varint((no << 3) | 2), varint(bytes.length), bytes]);
+
+/** UpdateTaskRequest { container_id = 1; google.protobuf.Any resources = 2 } with OCI LinuxResources JSON. */
+function updateTaskRequest(id: string, resources: object): Buffer {
+  const any = Buffer.concat([
+    field(1, Buffer.from('types.containerd.io/opencontainers/runtime-spec/1/LinuxResources')),
+    field(2, Buffer.from(JSON.stringify(resources))),
+  ]);
+  return Buffer.concat([field(1, Buffer.from(id)), field(2, any)]);
+}
+
+async function tasksUpdate(cd: TestContainerd, id: string, resources: object): Promise<void> {
+  const client = new grpc.Client(`unix://${cd.address}`, grpc.credentials.createInsecure());
+  const md = new grpc.Metadata();
+  md.set('containerd-namespace', cd.namespace);
+  try {
+    await new Promise<void>((resolve, reject) =>
+      client.makeUnaryRequest(
+        '/containerd.services.tasks.v1.Tasks/Update',
+        (b: Buffer) => b,
+        (b: Buffer) => b,
+        updateTaskRequest(id, resources),
+        md,
+        { deadline: Date.now() + 30_000 },
+        (err) => (err ? reject(err) : resolve()),
+      ),
+    );
+  } finally {
+    client.close();
+  }
+}
+
+// ---- reading the container's machine ----
+
+const PROBE = [
+  "echo meminfo=$(awk '/^MemTotal:/{print $2}' /proc/meminfo)",
+  "echo free=$(free | awk '/^Mem:/{print $2}')",
+  'echo nproc=$(nproc)',
+  'echo vknproc=$(/vktest nproc)',
+  'echo online=$(cat /sys/devices/system/cpu/online)',
+  'echo processors=$(grep -c ^processor /proc/cpuinfo)',
+  'echo uptime=$(cut -d" " -f1 /proc/uptime)',
+  "/vktest sysinfo > /tmp/si; grep -E '^(totalram|procs)=' /tmp/si",
+].join('; ');
+
+let execs = 0;
+async function probe(env: ShimEnv, id: string): Promise<Record<string, string>> {
+  const r = await env.cd.ctrOk(['task', 'exec', '--exec-id', `probe-${++execs}`, id, 'sh', '-c', PROBE]);
+  return parseKeyValues(r.stdout);
+}
+
+const fuseMounts = (id: string) =>
+  fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter((l) => l.includes(' - fuse.vkfs ') && l.includes(`/${id}/`));
+
+function pgrep(pattern: string): number[] {
+  try {
+    return execFileSync('pgrep', ['-f', pattern], { encoding: 'utf8' }).trim().split('\n').map(Number);
+  } catch {
+    return [];
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    return !/\) [ZX] /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+describeIf(ok)('vkernel view through the shim (containerd 1.6, ctr)', () => {
+  let env: ShimEnv;
+
+  beforeAll(async () => {
+    env = await startShimEnv('1.6');
+  }, 180_000);
+
+  afterAll(async () => {
+    if (!env) return;
+    const ids = (await env.cd.ctr(['containers', 'ls', '-q'])).stdout.split('\n').filter(Boolean);
+    for (const id of ids) await removeContainer(env.cd, id);
+    expect(await env.stop()).toEqual([]);
+  }, 120_000);
+
+  /** The view's supervisor and agent of a shim container (state root /run/vkernel/shim/<ns>/<id>). */
+  function supervisor(id: string): number[] {
+    return pgrep(`${env.stateRoot}/${id}/`);
+  }
+
+  async function expectNothingLeft(id: string, pids: number[]): Promise<void> {
+    await waitFor('the supervisor to exit', () => pids.every((p) => !alive(p)), 10_000).catch(() => undefined);
+    expect(pids.filter(alive)).toEqual([]);
+    expect(fuseMounts(id)).toEqual([]);
+    expect(supervisor(id)).toEqual([]);
+    expect(fs.existsSync(path.join(env.stateRoot, id))).toBe(false);
+  }
+
+  it('--cpus 0.5 --memory-limit 256 MiB reads 1 CPU and 262144 kB; Tasks.Update to 2 CPUs / 512 MiB shows on the next read', async () => {
+    const id = 'vk-update';
+    await env.cd.ctrOk(env.runArgs(id, ['sleep', '600'], ['-d', '--cpus', '0.5', '--memory-limit', String(256 * MiB)]));
+    await waitStatus(env.cd, id, 'RUNNING');
+    const pids = supervisor(id);
+    expect(pids.length).toBeGreaterThanOrEqual(4); // vkfs keeper, worker, standby; vkagent keeper, worker
+    const before = await probe(env, id);
+    expect(before).toMatchObject({
+      meminfo: '262144',
+      free: '262144',
+      nproc: '1',
+      vknproc: '1',
+      online: '0',
+      processors: '1',
+      totalram: String(256 * MiB),
+    });
+    // sleep, the exec's sh, vktest, and a fork of sh not reaped yet: the container's tasks, not the host's
+    expect(Number(before.procs)).toBeGreaterThanOrEqual(3);
+    expect(Number(before.procs)).toBeLessThanOrEqual(5);
+    expect(Number(before.uptime)).toBeLessThan(30);
+
+    await tasksUpdate(env.cd, id, { cpu: { quota: 200000, period: 100000 }, memory: { limit: 512 * MiB } });
+    expect(await probe(env, id)).toMatchObject({
+      meminfo: '524288',
+      free: '524288',
+      nproc: '2',
+      vknproc: '2',
+      online: '0-1',
+      processors: '2',
+      totalram: String(512 * MiB),
+    });
+    // Back down to half a CPU: the next read says 1 again.
+    await tasksUpdate(env.cd, id, { cpu: { quota: 50000, period: 100000 } });
+    expect(await probe(env, id)).toMatchObject({ nproc: '1', online: '0', processors: '1', meminfo: '524288' });
+
+    await removeContainer(env.cd, id);
+    await expectNothingLeft(id, pids);
+  });
+
+  it('a SIGKILLed init: after task delete nothing of the view is left', async () => {
+    const id = 'vk-kill9';
+    await env.cd.ctrOk(env.runArgs(id, ['sh', '-c', 'while :; do cat /proc/meminfo > /dev/null; /vktest sysinfo > /dev/null; done'], ['-d', '--cpus', '0.5', '--memory-limit', String(256 * MiB)]));
+    await waitStatus(env.cd, id, 'RUNNING');
+    await sleep(300);
+    const pids = supervisor(id);
+    expect(pids.length).toBeGreaterThanOrEqual(4);
+    expect(fuseMounts(id)).toHaveLength(1);
+    await env.cd.ctrOk(['task', 'kill', '-s', 'SIGKILL', id]);
+    await waitStatus(env.cd, id, 'STOPPED');
+    await env.cd.ctrOk(['task', 'delete', id]);
+    await env.cd.ctrOk(['container', 'delete', id]);
+    await expectNothingLeft(id, pids);
+  });
+});
