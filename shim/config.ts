@@ -16,8 +16,9 @@
 //   io_drain_timeout_ms = 2000    # how long Delete waits for stdio copying to finish
 //   protocol = "auto"             # shim protocol: "auto" (negotiated), "grpc" or "ttrpc" (docs/protocol.md)
 //   grpc_keepalive_interval_ms = 300000  # gRPC mode: how often containerd is made to call State (0 = never)
+//   idle_exit_ms = 120000         # a daemon with no container and no connection for this long exits (0 = never)
 //
-// `start` reads this file too (protocol, grpc_keepalive_interval_ms), so the protobuf codec is
+// `start` reads this file too (protocol, grpc_keepalive_interval_ms, idle_exit_ms), so the protobuf codec is
 // loaded only when runtime options have to be decoded.
 import * as fs from 'node:fs';
 import { InternalError, InvalidArgumentError } from '../runtime/errors';
@@ -40,10 +41,19 @@ export interface ShimConfig {
   protocol: ShimProtocolSetting;
   /** gRPC mode: interval of the keep-alive that makes containerd call State (0 = off). */
   grpcKeepAliveIntervalMs: number;
+  /** A daemon left with no container and no connection this long exits (0 = never). */
+  idleExitMs: number;
 }
 
 export type ShimProtocolSetting = 'auto' | 'grpc' | 'ttrpc';
 export const SHIM_PROTOCOL_SETTINGS: readonly ShimProtocolSetting[] = ['auto', 'grpc', 'ttrpc'];
+
+/**
+ * containerd follows every `start` with a connection and Create within its own timeouts, and
+ * with Shutdown after the last Delete; a daemon idle this long was orphaned (containerd died
+ * between start and Create, or never sent Shutdown) and would otherwise live forever.
+ */
+export const DEFAULT_IDLE_EXIT_MS = 2 * 60_000;
 
 /** Under containerd 1.7's 30-minute idle teardown of gRPC shims with a wide margin. */
 export const DEFAULT_GRPC_KEEPALIVE_INTERVAL_MS = 5 * 60_000;
@@ -57,6 +67,7 @@ export const DEFAULT_SHIM_CONFIG: Readonly<ShimConfig> = Object.freeze({
   ioDrainTimeoutMs: 2000,
   protocol: 'auto',
   grpcKeepAliveIntervalMs: DEFAULT_GRPC_KEEPALIVE_INTERVAL_MS,
+  idleExitMs: DEFAULT_IDLE_EXIT_MS,
 });
 
 /** TOML key → field, with the type each must have. */
@@ -69,6 +80,7 @@ const KEYS: Record<string, { field: keyof ShimConfig; type: 'boolean' | 'number'
   io_drain_timeout_ms: { field: 'ioDrainTimeoutMs', type: 'number' },
   protocol: { field: 'protocol', type: 'protocol' },
   grpc_keepalive_interval_ms: { field: 'grpcKeepAliveIntervalMs', type: 'number' },
+  idle_exit_ms: { field: 'idleExitMs', type: 'number' },
 };
 
 type TomlParse = (text: string) => Record<string, unknown>;

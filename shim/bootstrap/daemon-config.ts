@@ -25,6 +25,8 @@ export interface DaemonConfig {
   protocol?: 'ttrpc' | 'grpc';
   /** gRPC mode: keep-alive interval (ms) from [shim] grpc_keepalive_interval_ms; default 5 min, 0 = off. */
   keepAliveIntervalMs?: number;
+  /** Exit after this long with no container and no connection (ms, [shim] idle_exit_ms); default 2 min, 0 = never. */
+  idleExitMs?: number;
 }
 
 /**

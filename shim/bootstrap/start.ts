@@ -75,14 +75,14 @@ function bundleLog(inv: ShimInvocation, level: ShimLogLevel, msg: string): void 
   }
 }
 
-/** [shim] protocol and the keep-alive interval from the shim config, if there is one to read. */
-function startSettings(input: StartInput, warnings: string[]): { protocol?: ProtocolSetting; keepAliveIntervalMs?: number } {
+/** [shim] protocol, the keep-alive interval and the idle exit from the shim config, if there is one to read. */
+function startSettings(input: StartInput, warnings: string[]): { protocol?: ProtocolSetting; keepAliveIntervalMs?: number; idleExitMs?: number } {
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { resolveShimConfig } = require('../config') as typeof ConfigModule;
     const { config, source } = resolveShimConfig(inputOptions(input), undefined, (m) => warnings.push(m));
     if (source === 'defaults') return {};
-    return { protocol: config.protocol, keepAliveIntervalMs: config.grpcKeepAliveIntervalMs };
+    return { protocol: config.protocol, keepAliveIntervalMs: config.grpcKeepAliveIntervalMs, idleExitMs: config.idleExitMs };
   } catch (err) {
     // Create reports a broken config as its error; start only loses the settings.
     warnings.push(`shim config ignored: ${(err as Error).message}`);
@@ -151,6 +151,7 @@ export async function startShim(inv: ShimInvocation, stdin: Uint8Array, ctx: Sta
       protocol: choice.protocol,
     };
     if (choice.protocol === 'grpc' && settings.keepAliveIntervalMs !== undefined) config.keepAliveIntervalMs = settings.keepAliveIntervalMs;
+    if (settings.idleExitMs !== undefined) config.idleExitMs = settings.idleExitMs;
     if (config.grpcAddress === undefined) delete config.grpcAddress;
     if (config.configPath === undefined) delete config.configPath;
     daemonPid = await ctx.launcher.launch({ config, listenFd: claim.fd, containerdPid: ctx.containerdPid });

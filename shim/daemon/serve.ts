@@ -12,7 +12,7 @@
 // Both serve the same TaskService through the same handlers (shim/task/register.ts).
 import * as fs from 'node:fs';
 import { PRELOAD_GRPC_ENV, protocolFilePath } from '../bootstrap/negotiate';
-import { DEFAULT_GRPC_KEEPALIVE_INTERVAL_MS } from '../config';
+import { DEFAULT_GRPC_KEEPALIVE_INTERVAL_MS, DEFAULT_IDLE_EXIT_MS } from '../config';
 import { EventPublisher } from '../events';
 import type * as GrpcModule from '../grpc';
 import { ShimLog } from '../log';
@@ -33,6 +33,7 @@ export interface DaemonConfig {
   configPath?: string; // TOML config (ConfigPath option or /etc/vkernel/config.toml)
   protocol?: 'ttrpc' | 'grpc'; // the protocol `start` negotiated for this socket (default ttrpc)
   keepAliveIntervalMs?: number; // gRPC mode: keep-alive interval (default 5 min, 0 = off)
+  idleExitMs?: number; // exit after this long with no container and no connection (default 2 min, 0 = never)
 }
 
 export interface ServeOptions {
@@ -85,8 +86,10 @@ export async function serveTasks(config: DaemonConfig, listenFd: number, opts: S
       : undefined;
 
   let closing: Promise<void> | undefined;
+  let idleTimer: NodeJS.Timeout | undefined;
   const close = (): Promise<void> =>
     (closing ??= (async () => {
+      clearInterval(idleTimer);
       keepAlive?.stop();
       for (const c of service.containers.values()) c.stopWatching();
       await server.close({ timeoutMs: 3000 });
@@ -98,6 +101,13 @@ export async function serveTasks(config: DaemonConfig, listenFd: number, opts: S
       log.close();
     })());
 
+  const exitIdle = (why: string): void => {
+    log.info(why);
+    void close().then(() => {
+      opts.onIdle?.();
+      if (opts.exitProcess !== false) process.exit(0);
+    });
+  };
   const service = new TaskService({
     namespace: config.namespace,
     stateRoot: config.stateRoot,
@@ -106,18 +116,17 @@ export async function serveTasks(config: DaemonConfig, listenFd: number, opts: S
     reaper,
     log,
     debug: config.debug,
-    onShutdown: () => {
-      log.info('shutdown: no container left, exiting');
-      void close().then(() => {
-        opts.onIdle?.();
-        if (opts.exitProcess !== false) process.exit(0);
-      });
-    },
+    onShutdown: () => exitIdle('shutdown: no container left, exiting'),
   });
   if (server instanceof TtrpcServer) registerTaskService(server, service);
   else grpc!.registerTaskServiceGrpc(server, service);
   await server.listen({ fd: listenFd });
   keepAlive?.start();
+  const idleMs = config.idleExitMs ?? DEFAULT_IDLE_EXIT_MS;
+  if (idleMs > 0) {
+    const idle = (): boolean => service.containers.size === 0 && server.connections === 0;
+    idleTimer = watchIdle(idleMs, idle, () => exitIdle(`no container and no connection for ${idleMs} ms (orphaned by containerd?), exiting`));
+  }
   log.debug(
     `serving tasks over ${grpc ? 'gRPC' : 'ttrpc'} on ${config.socketPath} (group ${config.groupId}, pid ${process.pid}; events by ${events.transport}` +
       `${keepAlive ? `; ${grpc!.KeepAlive.describe(keepAlive.intervalMs, config.address)}` : ''})`,
@@ -129,4 +138,27 @@ export async function serveTasks(config: DaemonConfig, listenFd: number, opts: S
     },
     service,
   };
+}
+
+/**
+ * Calls `onIdle` once `isIdle()` has held at every check for `idleMs` (checked every quarter
+ * of it, so within 1.25 × idleMs). A connection or a container resets the clock: containerd
+ * connects right after `start` and keeps a connection while it manages a task.
+ */
+export function watchIdle(idleMs: number, isIdle: () => boolean, onIdle: () => void): NodeJS.Timeout {
+  let since: number | undefined;
+  const timer = setInterval(() => {
+    if (!isIdle()) {
+      since = undefined;
+      return;
+    }
+    since ??= Date.now();
+    if (Date.now() - since >= idleMs) {
+      clearInterval(timer);
+      onIdle();
+    }
+  }, Math.max(10, Math.floor(idleMs / 4)));
+  // Never the reason the process stays up.
+  timer.unref();
+  return timer;
 }
