@@ -5,7 +5,7 @@
 // SIGKILL. What vkernel-view.test.ts / vkernel-syscalls.test.ts already cover (the view on
 // a bare cgroup, sysinfo/nproc after update, runc + listenerPath) is not repeated here.
 // The shim path is in vkernel-shim.test.ts.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -15,6 +15,7 @@ import { agentPids } from '../../runtime/vkernel/syscalls';
 import { supervisorPids } from '../../runtime/vkernel/view';
 import {
   describeIf,
+  hasBinary,
   hasCgroupV1,
   makeBundle,
   parseKeyValues,
@@ -26,6 +27,7 @@ import {
   runRuntime,
   runRuntimeOk,
   runtimeRoot,
+  vkernelCli,
   withLeakCheck,
   type Bundle,
 } from '../harness';
@@ -83,10 +85,17 @@ function alive(pid: number): boolean {
  * and /lib64 become symlinks into it, so the dynamic loader and libraries resolve). The
  * fixture's busybox stays in /bin; `nproc`, `getconf`, python3 and node come from the host.
  */
-async function hostUsrBundle(args: string[], resources: LinuxResources, annotations: Record<string, string> = {}): Promise<Bundle> {
+async function hostUsrBundle(
+  args: string[],
+  resources: LinuxResources,
+  annotations: Record<string, string> = {},
+  opts: { runtime?: 'runc'; mutate?: (s: Spec) => void } = {},
+): Promise<Bundle> {
   const b = await makeBundle({
     args,
+    runtime: opts.runtime,
     mutate: (s: Spec) => {
+      opts.mutate?.(s);
       s.linux!.resources = { ...s.linux!.resources, ...resources };
       s.annotations = { ...(s.annotations ?? {}), ...annotations };
       s.mounts!.push({ destination: '/usr', type: 'bind', source: '/usr', options: ['rbind', 'ro', 'nosuid', 'nodev'] });
@@ -422,4 +431,49 @@ describeIf(ok)('vkernel acceptance (CLI): nothing is left', () => {
       expect(fs.existsSync(stateDir(b.id))).toBe(false);
     }),
   );
+});
+
+// ---- runc with `vkernel agent` behind linux.seccomp.listenerPath ----
+// vkernel-syscalls.test.ts checks sysinfo and nproc there; this adds the real runtimes. runc
+// mounts no file view, so only the syscall readers are virtualized.
+
+describeIf(ok && requirement(hasBinary('runc'), 'runc is not installed'))('vkernel acceptance: runc + vkernel agent', () => {
+  it('python3, node, glibc and coreutils read 1 CPU and 256 MiB through the syscalls', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vkacc-agent-'));
+    const socket = path.join(dir, 'agent.sock');
+    const agent = spawn(process.execPath, [vkernelCli(), 'agent', '--socket', socket, '--pidfile', path.join(dir, 'pid')], { stdio: 'inherit' });
+    try {
+      expect(await until(() => fs.existsSync(socket))).toBe(true);
+      await withLeakCheck(async () => {
+        const b = await hostUsrBundle(['/bin/sh', '-c', PROBE], LIMITS, {}, {
+          runtime: 'runc',
+          mutate: (s) => {
+            s.linux!.seccomp = {
+              defaultAction: 'SCMP_ACT_ALLOW',
+              listenerPath: socket,
+              listenerMetadata: 'rule=min',
+              syscalls: [{ names: ['sysinfo', 'sched_getaffinity'], action: 'SCMP_ACT_NOTIFY' }],
+            };
+          },
+        });
+        const r = await runBundle(b, { runtime: 'runc' });
+        if (r.code !== 0) throw new Error(`runc failed (${r.code}): ${r.stderr}`);
+        expect(parseKeyValues(r.stdout)).toMatchObject({
+          py_affinity: '1',
+          node_parallelism: '1',
+          nproc: '1',
+          bb_nproc: '1',
+          phys: String(256 * MiB),
+          // Files are the host's under runc. (busybox free mixes sysinfo's total/free with
+          // the host's Cached from /proc/meminfo there: "used" goes negative.)
+          meminfo: String(hostMemKiB()),
+          online: `0-${HOST_CPUS - 1}`,
+        });
+      });
+    } finally {
+      agent.kill('SIGTERM');
+      await new Promise((r) => agent.once('exit', r));
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
