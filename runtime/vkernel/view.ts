@@ -62,6 +62,8 @@ export interface ViewStatus {
   mode: ViewMode | 'stopped';
   keeperPid: number;
   workerPid: number;
+  /** Holds a copy of the FUSE fd; takes over when keeper and worker die together. */
+  standbyPid: number;
   /** The supervisor answers (fuse) / the files exist (snapshot). */
   alive: boolean;
 }
@@ -224,7 +226,7 @@ function alive(pid: number): boolean {
   return st !== undefined && st !== 'Z' && st !== 'X';
 }
 
-/** Live vkfs processes serving this config (keeper, worker, or a worker that took over). */
+/** Live vkfs processes serving this config (keeper, worker, standby, or one that took over). */
 export function supervisorPids(stateDir: string): number[] {
   const conf = path.join(path.resolve(stateDir), CONFIG);
   const out: number[] = [];
@@ -243,12 +245,13 @@ export function supervisorPids(stateDir: string): number[] {
   return out;
 }
 
-function readPidfile(stateDir: string): { keeper: number; worker: number } {
+/** vkfs.pid: "keeper worker standby" (a standby of 0: none yet). */
+function readPidfile(stateDir: string): { keeper: number; worker: number; standby: number } {
   try {
-    const [k, w] = fs.readFileSync(path.join(stateDir, PIDFILE), 'utf8').trim().split(/\s+/).map(Number);
-    return { keeper: k || 0, worker: w || 0 };
+    const [k, w, s] = fs.readFileSync(path.join(stateDir, PIDFILE), 'utf8').trim().split(/\s+/).map(Number);
+    return { keeper: k || 0, worker: w || 0, standby: s || 0 };
   } catch {
-    return { keeper: 0, worker: 0 };
+    return { keeper: 0, worker: 0, standby: 0 };
   }
 }
 
@@ -443,7 +446,7 @@ async function cleanupFuse(stateDir: string): Promise<void> {
     } catch {
       /* gone */
     }
-    for (let i = 0; i < 50 && alive(keeper); i++) await sleep(20);
+    await until(() => !alive(keeper), 1000);
   }
   for (let round = 0; round < 20; round++) {
     const pids = supervisorPids(stateDir);
@@ -455,8 +458,21 @@ async function cleanupFuse(stateDir: string): Promise<void> {
         /* gone */
       }
     }
-    await sleep(20);
+    await until(() => pids.every((p) => !alive(p)), 400);
   }
+}
+
+/**
+ * Polls `done` from 1 ms, doubling to 20 ms, until it holds or `timeoutMs` passed. The keeper
+ * exits within a few ms of SIGTERM: a fixed 20 ms sleep put that on every delete's path.
+ */
+async function until(done: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (let wait = 1; !done(); wait = Math.min(wait * 2, 20)) {
+    if (Date.now() >= deadline) return false;
+    await sleep(wait);
+  }
+  return true;
 }
 
 async function unmountAll(stateDir: string, vkfs: string): Promise<void> {
@@ -473,7 +489,7 @@ async function unmountAll(stateDir: string, vkfs: string): Promise<void> {
 }
 
 /**
- * Stops the supervisor (keeper, worker, a worker that took over), lazy-unmounts the view
+ * Stops the supervisor (keeper, worker, standby, one that took over), lazy-unmounts the view
  * and the snapshot tmpfs, and removes stateDir. Idempotent; works after the keeper died.
  */
 export async function stopView(stateDir: string): Promise<void> {
@@ -488,12 +504,12 @@ export async function stopView(stateDir: string): Promise<void> {
 export function viewStatus(stateDir: string): ViewStatus {
   const dir = path.resolve(stateDir);
   const r = readRecord(dir);
-  if (!r) return { mode: 'stopped', keeperPid: 0, workerPid: 0, alive: false };
+  if (!r) return { mode: 'stopped', keeperPid: 0, workerPid: 0, standbyPid: 0, alive: false };
   if (r.mode !== 'fuse') {
-    return { mode: r.mode, keeperPid: 0, workerPid: 0, alive: r.mode === 'off' || fs.existsSync(r.source) };
+    return { mode: r.mode, keeperPid: 0, workerPid: 0, standbyPid: 0, alive: r.mode === 'off' || fs.existsSync(r.source) };
   }
-  const { keeper, worker } = readPidfile(dir);
-  return { mode: 'fuse', keeperPid: keeper, workerPid: worker, alive: alive(keeper) && mountsBelow(r.source).length > 0 };
+  const { keeper, worker, standby } = readPidfile(dir);
+  return { mode: 'fuse', keeperPid: keeper, workerPid: worker, standbyPid: standby, alive: alive(keeper) && mountsBelow(r.source).length > 0 };
 }
 
 export { VIEW_FILES };

@@ -63,12 +63,13 @@ const stateDir = (id: string) => path.join(runtimeRoot(), id);
 const viewDir = (id: string) => path.join(stateDir(id), 'view');
 const agentDir = (id: string) => path.join(stateDir(id), 'agent');
 
-function vkfsPair(id: string): { keeper: number; worker: number } {
+/** vkfs.pid: "keeper worker standby". */
+function vkfsPair(id: string): { keeper: number; worker: number; standby: number } {
   try {
-    const [keeper, worker] = fs.readFileSync(path.join(viewDir(id), 'vkfs.pid'), 'utf8').trim().split(/\s+/).map(Number);
-    return { keeper, worker };
+    const [keeper, worker, standby] = fs.readFileSync(path.join(viewDir(id), 'vkfs.pid'), 'utf8').trim().split(/\s+/).map(Number);
+    return { keeper, worker, standby };
   } catch {
-    return { keeper: 0, worker: 0 };
+    return { keeper: 0, worker: 0, standby: 0 };
   }
 }
 
@@ -356,8 +357,11 @@ describeIf(ok)('vkernel acceptance (CLI): the supervisor killed while the worklo
         expect(await until(() => !alive(keeper) && !alive(worker))).toBe(true);
         expect(await advance()).toBe(true);
         expect(errors()).toEqual([]);
-        const now = vkfsPair(b.id);
-        expect(alive(now.keeper) && alive(now.worker)).toBe(true);
+        // the standby took over and has a worker and a standby of its own again
+        expect(await until(() => {
+          const now = vkfsPair(b.id);
+          return now.keeper !== keeper && [now.keeper, now.worker, now.standby].every((p) => p > 0 && alive(p));
+        })).toBe(true);
       }
       await runRuntimeOk(['delete', '--force', b.id]);
     }));
