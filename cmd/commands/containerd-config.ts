@@ -2,18 +2,18 @@
 // --version X.Y), or with --shim-config an example /etc/vkernel/config.toml.
 import type { Argv, CommandModule } from 'yargs';
 import { InvalidArgumentError } from '../../runtime/errors';
-import {
-  DEFAULT_ADDRESS,
-  DEFAULT_VKERNEL_CONFIG,
-  containerdSnippet,
-  localContainerdVersion,
-  parseVersionFlag,
-  shimConfigExample,
-} from '../../runtime/check';
+import { DEFAULT_ADDRESS, DEFAULT_VKERNEL_CONFIG, localSnippet, shimConfigExample } from '../../runtime/check';
 import { parseProtocolSetting } from '../../shim/bootstrap/negotiate';
 import { action, type GlobalArgs } from '../context';
 
-type ConfigArgs = GlobalArgs & { version?: string; address: string; 'config-path': string; protocol?: string; 'shim-config'?: boolean };
+type ConfigArgs = GlobalArgs & {
+  version?: string;
+  address: string;
+  'config-path': string;
+  'containerd-config'?: string;
+  protocol?: string;
+  'shim-config'?: boolean;
+};
 
 export const containerdConfigCommand: CommandModule<GlobalArgs, ConfigArgs> = {
   command: 'containerd-config',
@@ -25,6 +25,7 @@ export const containerdConfigCommand: CommandModule<GlobalArgs, ConfigArgs> = {
       .option('version', { type: 'string', describe: 'containerd version (MAJOR.MINOR; default: ask the local containerd)' })
       .option('address', { type: 'string', default: DEFAULT_ADDRESS, describe: "containerd's socket" })
       .option('config-path', { type: 'string', default: DEFAULT_VKERNEL_CONFIG, describe: 'the shim config file (runtime option ConfigPath)' })
+      .option('containerd-config', { type: 'string', describe: "containerd's config file the snippet goes into (default: the running containerd's)" })
       .option('protocol', { type: 'string', describe: 'force the shim protocol: auto, grpc or ttrpc (shim config [shim] protocol)' })
       .option('shim-config', { type: 'boolean', describe: `print an example ${DEFAULT_VKERNEL_CONFIG} instead` }) as Argv<ConfigArgs>,
   handler: action(async (argv: ConfigArgs) => {
@@ -36,7 +37,13 @@ export const containerdConfigCommand: CommandModule<GlobalArgs, ConfigArgs> = {
       process.stdout.write(shimConfigExample(protocol));
       return;
     }
-    const local = argv.version !== undefined ? { version: parseVersionFlag(argv.version), source: '--version' } : await localContainerdVersion(argv.address);
-    process.stdout.write(containerdSnippet({ containerd: local.version, source: local.source, configPath: argv['config-path'], protocol }));
+    const snippet = await localSnippet({
+      version: argv.version,
+      address: argv.address,
+      configPath: argv['config-path'],
+      containerdConfig: argv['containerd-config'],
+      protocol,
+    });
+    process.stdout.write(snippet);
   }),
 };

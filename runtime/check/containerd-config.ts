@@ -9,14 +9,17 @@
 // pod_annotations/container_annotations = ["io.vkernel.*"] for the io.vkernel.* policy.
 import { execFileSync } from 'node:child_process';
 import { InvalidArgumentError, UnavailableError } from '../errors';
-import { DEFAULT_SHIM_CONFIG, type ShimConfig, type ShimProtocolSetting } from '../../shim/config';
+import { DEFAULT_SHIM_CONFIG, type ShimProtocolSetting } from '../../shim/config';
 import { decideProtocol, lookupContainerdVersion, parseContainerdVersion, type ContainerdVersion } from '../../shim/bootstrap/negotiate';
-import { toml } from './toml';
+import { realProbe, type CheckProbe } from './probe';
+import { tableAt, toml } from './toml';
 
 export const RUNTIME_TYPE = 'io.containerd.vkernel.v2';
 export const RUNTIME_NAME = 'vkernel';
 export const ANNOTATION_PATTERN = 'io.vkernel.*';
 export const DEFAULT_VKERNEL_CONFIG = '/etc/vkernel/config.toml';
+export const DEFAULT_ADDRESS = '/run/containerd/containerd.sock';
+export const DEFAULT_CONTAINERD_CONFIG = '/etc/containerd/config.toml';
 
 export type ConfigFamily = '1.6' | '1.7' | '2.x';
 
@@ -26,6 +29,56 @@ export const CRI_RUNTIMES_PATH: Readonly<Record<1 | 2 | 3, readonly string[]>> =
   2: ['io.containerd.grpc.v1.cri', 'containerd', 'runtimes'],
   3: ['io.containerd.cri.v1.runtime', 'containerd', 'runtimes'],
 };
+
+/** What a containerd config file says about CRI's runtimes. */
+export interface CriRuntimes {
+  /** The file's config version (1 when it names none, as containerd reads it). */
+  version: number;
+  /** plugins.<path> of the runtimes table for that version; undefined for an unknown version. */
+  where?: readonly string[];
+  /** The runtimes table the file writes (empty: containerd's built-in one, which has runc). */
+  runtimes: Record<string, unknown>;
+  /** default_runtime_name (containerd's default: runc). */
+  defaultName: string;
+  /** The CRI plugin is in disabled_plugins. */
+  disabled: boolean;
+}
+
+/** Reads a parsed containerd config (throws nothing; missing parts read as defaults). */
+export function criRuntimes(doc: Record<string, unknown>): CriRuntimes {
+  const version = typeof doc.version === 'number' || typeof doc.version === 'bigint' ? Number(doc.version) : 1;
+  const where = CRI_RUNTIMES_PATH[version as 1 | 2 | 3] as readonly string[] | undefined;
+  const containerd = where ? tableAt(doc, ['plugins', ...where.slice(0, -1)]) : undefined;
+  const name = containerd?.default_runtime_name;
+  return {
+    version,
+    where,
+    runtimes: where ? (tableAt(doc, ['plugins', ...where]) ?? {}) : {},
+    defaultName: typeof name === 'string' && name ? name : 'runc',
+    disabled: Array.isArray(doc.disabled_plugins) && !!where && doc.disabled_plugins.some((p) => p === where[0] || p === 'cri'),
+  };
+}
+
+/**
+ * A runtimes table in the file REPLACES containerd's built-in one (which holds runc), and CRI
+ * refuses to load when default_runtime_name has no entry ("no corresponding runtime
+ * configured in containerd.runtimes"). So when the file has no runc entry, the snippet must
+ * bring one. A file that cannot be read or parsed counts as having none.
+ */
+export function needsDefaultRuntime(configText: string | undefined): boolean {
+  if (configText === undefined) return true;
+  let doc: Record<string, unknown>;
+  try {
+    doc = toml().parse(configText);
+  } catch {
+    return true;
+  }
+  const c = criRuntimes(doc);
+  return c.defaultName === DEFAULT_RUNTIME_NAME && !(DEFAULT_RUNTIME_NAME in c.runtimes);
+}
+
+export const DEFAULT_RUNTIME_NAME = 'runc';
+const DEFAULT_RUNTIME_ENTRY = { runtime_type: 'io.containerd.runc.v2' };
 
 export function familyOf(v: ContainerdVersion): ConfigFamily | undefined {
   if (v.major === 2) return '2.x';
@@ -55,6 +108,8 @@ export interface SnippetOptions {
   configPath?: string;
   /** A forced shim protocol: noted in the header (it is set in the shim config, not here). */
   protocol?: ShimProtocolSetting;
+  /** Also write runtimes.runc (see needsDefaultRuntime); the name of the config file that lacks it. */
+  addDefaultRuntime?: string;
 }
 
 /** The runtime table, as an object (what the snippet and the tests compare against). */
@@ -67,10 +122,13 @@ export function runtimeEntry(configPath: string = DEFAULT_VKERNEL_CONFIG): Recor
   };
 }
 
-/** The document the snippet holds: plugins.<CRI runtimes>.vkernel = runtimeEntry(). */
-export function snippetDocument(family: ConfigFamily, configPath?: string): Record<string, unknown> {
+/** The document the snippet holds: plugins.<CRI runtimes>.vkernel = runtimeEntry() (and runc). */
+export function snippetDocument(family: ConfigFamily, configPath?: string, addDefaultRuntime = false): Record<string, unknown> {
   const [plugin, ...rest] = CRI_RUNTIMES_PATH[configVersionOf(family)];
-  let table: Record<string, unknown> = { [RUNTIME_NAME]: runtimeEntry(configPath) };
+  let table: Record<string, unknown> = {
+    ...(addDefaultRuntime ? { [DEFAULT_RUNTIME_NAME]: DEFAULT_RUNTIME_ENTRY } : {}),
+    [RUNTIME_NAME]: runtimeEntry(configPath),
+  };
   for (const k of [...rest].reverse()) table = { [k]: table };
   return { plugins: { [plugin]: table } };
 }
@@ -94,13 +152,23 @@ export function containerdSnippet(o: SnippetOptions): string {
     `# which must say version = ${version} at the top; then restart containerd.`,
     ...protocolComment(o.containerd, o.protocol),
   ];
-  return `${header.join('\n')}\n${toml().stringify(snippetDocument(family, o.configPath))}`;
+  if (o.addDefaultRuntime !== undefined) {
+    header.push(
+      `# runtimes.runc is included because ${o.addDefaultRuntime} has none: a runtimes table replaces containerd's`,
+      '# built-in one, and CRI does not load without an entry for default_runtime_name ("runc").',
+    );
+  }
+  return `${header.join('\n')}\n${toml().stringify(snippetDocument(family, o.configPath, o.addDefaultRuntime !== undefined))}`;
 }
 
 // ---- the shim's own config ---------------------------------------------------------
 
-/** [shim] keys of shim/config.ts with a one-line explanation; the unit test checks they parse back to the defaults. */
-const SHIM_KEYS: ReadonlyArray<[string, keyof ShimConfig, string]> = [
+/**
+ * [shim] keys of shim/config.ts (its KEYS table is private) with a one-line explanation. A key
+ * whose field the shim does not have (yet) is left out; the unit test fails when a shim
+ * setting is missing here or does not parse back to its default.
+ */
+const SHIM_KEYS: ReadonlyArray<[key: string, field: string, why: string]> = [
   ['protocol', 'protocol', '"auto" (negotiated per containerd), "grpc" or "ttrpc"; docs/protocol.md'],
   ['debug', 'debug', 'debug lines in the shim log'],
   ['no_pivot_root', 'noPivotRoot', 'runc --no-pivot'],
@@ -108,14 +176,16 @@ const SHIM_KEYS: ReadonlyArray<[string, keyof ShimConfig, string]> = [
   ['systemd_cgroup', 'systemdCgroup', "cgroupsPath is systemd's slice:prefix:name"],
   ['oom_poll_interval_ms', 'oomPollIntervalMs', 'how often the OOM counters are read'],
   ['io_drain_timeout_ms', 'ioDrainTimeoutMs', 'how long Delete waits for stdio copying to finish'],
-  ['grpc_keepalive_interval_ms', 'grpcKeepAliveIntervalMs', "gRPC mode: how often containerd is made to call State (0 = never)"],
+  ['grpc_keepalive_interval_ms', 'grpcKeepAliveIntervalMs', 'gRPC mode: how often containerd is made to call State (0 = never)'],
+  ['idle_exit_ms', 'idleExitMs', 'a daemon with no container and no connection for this long exits (0 = never)'],
 ];
 
 /** An example /etc/vkernel/config.toml: the defaults, with `protocol` if given. */
 export function shimConfigExample(protocol?: ShimProtocolSetting): string {
-  const values: ShimConfig = { ...DEFAULT_SHIM_CONFIG, ...(protocol ? { protocol } : {}) };
-  const shim = Object.fromEntries(SHIM_KEYS.map(([key, field]) => [key, values[field]]));
-  const comments = new Map(SHIM_KEYS.map(([key, , why]) => [key, why]));
+  const values: Record<string, unknown> = { ...DEFAULT_SHIM_CONFIG, ...(protocol ? { protocol } : {}) };
+  const known = SHIM_KEYS.filter(([, field]) => field in values);
+  const shim = Object.fromEntries(known.map(([key, field]) => [key, values[field]]));
+  const comments = new Map(known.map(([key, , why]) => [key, why]));
   const body = toml()
     .stringify({ shim })
     .split('\n')
@@ -126,8 +196,30 @@ export function shimConfigExample(protocol?: ShimProtocolSetting): string {
   return `# vkernel shim config (${DEFAULT_VKERNEL_CONFIG}; the runtime entry's ConfigPath): the defaults${protocol ? `, protocol = "${protocol}"` : ''}\n${body.join('\n')}`;
 }
 
+// ---- the local containerd ------------------------------------------------------------
 
-// ---- which containerd ----------------------------------------------------------------
+export interface LocalSnippetOptions {
+  /** --version; default: ask the containerd at `address`, else `containerd --version`. */
+  version?: string;
+  address: string;
+  configPath?: string;
+  protocol?: ShimProtocolSetting;
+  /** The containerd config the snippet goes into; default: that of the containerd at `address`, else /etc/containerd/config.toml. */
+  containerdConfig?: string;
+}
+
+/** The snippet for the local containerd: its version, and runc added when its config needs it. */
+export async function localSnippet(o: LocalSnippetOptions, probe: CheckProbe = realProbe()): Promise<string> {
+  const local = o.version !== undefined ? { version: parseVersionFlag(o.version), source: '--version' } : await localContainerdVersion(o.address);
+  const file = o.containerdConfig ?? probe.containerdProcess(o.address)?.configFile ?? DEFAULT_CONTAINERD_CONFIG;
+  return containerdSnippet({
+    containerd: local.version,
+    source: local.source,
+    configPath: o.configPath,
+    protocol: o.protocol,
+    addDefaultRuntime: needsDefaultRuntime(probe.readFile(file)) ? file : undefined,
+  });
+}
 
 export interface LocalVersion {
   version: ContainerdVersion;

@@ -4,15 +4,13 @@
 // not running is a warning: vkernel still works as an OCI runtime without it.
 import * as path from 'node:path';
 import type { ProtocolDescription } from '../../shim/bootstrap/negotiate';
-import { ANNOTATION_PATTERN, CRI_RUNTIMES_PATH, RUNTIME_TYPE, familyOf } from './containerd-config';
+import { ANNOTATION_PATTERN, DEFAULT_CONTAINERD_CONFIG, RUNTIME_TYPE, criRuntimes, familyOf } from './containerd-config';
 import { parseContainerdVersion } from '../../shim/bootstrap/negotiate';
 import { lookPath } from './host-rows';
 import type { CheckProbe, ContainerdProcess } from './probe';
 import { row, type CheckRow } from './report';
 import { tableAt, toml } from './toml';
 
-export const DEFAULT_ADDRESS = '/run/containerd/containerd.sock';
-export const DEFAULT_CONTAINERD_CONFIG = '/etc/containerd/config.toml';
 export const SHIM_BINARY = 'containerd-shim-vkernel-v2';
 
 /** negotiate.ts words the unreachable-containerd warning like this; the containerd row reports it instead. */
@@ -66,23 +64,25 @@ export function configRow(file: string, text: string | undefined): CheckRow {
   } catch (err) {
     return row('containerd-config', 'warn', `${file}: cannot parse: ${(err as Error).message.split('\n')[0]}`);
   }
-  const version = typeof doc.version === 'number' || typeof doc.version === 'bigint' ? Number(doc.version) : 1;
-  const where = CRI_RUNTIMES_PATH[version as 1 | 2 | 3];
-  if (!where) return row('containerd-config', 'warn', `${file}: unknown config version ${version}`);
-  const disabled = Array.isArray(doc.disabled_plugins) && doc.disabled_plugins.some((p) => p === where[0] || p === 'cri');
-  const runtimes = tableAt(doc, ['plugins', ...where]) ?? {};
-  const ours = Object.entries(runtimes).filter(([, rt]) => tableAt(rt, [])?.runtime_type === RUNTIME_TYPE);
-  const cri = disabled ? '; the CRI plugin is disabled' : '';
-  const table = `plugins."${where[0]}".${where.slice(1).join('.')}`;
+  const c = criRuntimes(doc);
+  if (!c.where) return row('containerd-config', 'warn', `${file}: unknown config version ${c.version}`);
+  const table = `plugins."${c.where[0]}".${c.where.slice(1).join('.')}`;
+  const notes = [
+    c.disabled && 'the CRI plugin is disabled',
+    !c.disabled && Object.keys(c.runtimes).length > 0 && !(c.defaultName in c.runtimes) &&
+      `CRI will not load: default_runtime_name "${c.defaultName}" has no entry in ${table}`,
+  ].filter((n): n is string => typeof n === 'string');
+  const tail = notes.map((n) => `; ${n}`).join('');
+  const ours = Object.entries(c.runtimes).filter(([, rt]) => tableAt(rt, [])?.runtime_type === RUNTIME_TYPE);
   if (ours.length === 0) {
-    return row('containerd-config', 'warn', `${file} (version ${version}): no runtime with runtime_type ${RUNTIME_TYPE} in ${table} (ctr --runtime works without one, CRI needs it); ${hint}${cri}`);
+    return row('containerd-config', 'warn', `${file} (version ${c.version}): no runtime with runtime_type ${RUNTIME_TYPE} in ${table} (ctr --runtime works without one, CRI needs it); ${hint}${tail}`);
   }
   const [name, rt] = ours[0] as [string, Record<string, unknown>];
   const probe = ANNOTATION_PATTERN.replace('*', 'view');
   const missing = (['pod_annotations', 'container_annotations'] as const).filter((k) => !allows(rt[k], probe));
-  const found = `${file} (version ${version}): runtime ${name} in ${table}${cri}`;
-  if (missing.length) return row('containerd-config', 'warn', `${found}; ${missing.join(' and ')} lack "${ANNOTATION_PATTERN}": CRI drops the io.vkernel.* annotations`);
-  return row('containerd-config', disabled ? 'warn' : 'pass', `${found}; passes ${ANNOTATION_PATTERN} annotations`);
+  const found = `${file} (version ${c.version}): runtime ${name} in ${table}`;
+  if (missing.length) return row('containerd-config', 'warn', `${found}; ${missing.join(' and ')} lack "${ANNOTATION_PATTERN}": CRI drops the io.vkernel.* annotations${tail}`);
+  return row('containerd-config', notes.length ? 'warn' : 'pass', `${found}; passes ${ANNOTATION_PATTERN} annotations${tail}`);
 }
 
 export async function containerdRows(p: CheckProbe, address: string): Promise<CheckRow[]> {

@@ -3,14 +3,14 @@
 //   const r = await runChecks({ address: '/run/containerd/containerd.sock' });
 //   process.stdout.write(formatReport(r));   // or JSON.stringify(r)
 //   process.exitCode = exitCode(r);          // 1 when a row failed
-import { containerdRows, DEFAULT_ADDRESS } from './containerd-rows';
+import { DEFAULT_ADDRESS } from './containerd-config';
+import { containerdRows } from './containerd-rows';
 import { hostRows } from './host-rows';
 import { realProbe, type CheckProbe } from './probe';
 import { report, type CheckReport } from './report';
 
 export { exitCode, formatReport, type CheckReport, type CheckRow, type CheckStatus } from './report';
 export type { CheckProbe } from './probe';
-export { DEFAULT_ADDRESS } from './containerd-rows';
 export * from './containerd-config';
 
 export interface CheckOptions {

@@ -171,10 +171,11 @@ describe('containerd', () => {
 });
 
 describe('containerd config', () => {
-  const snippet = (v: string): string => containerdSnippet({ containerd: parseContainerdVersion(v)! });
+  const snippet = (v: string, withRunc = true): string =>
+    containerdSnippet({ containerd: parseContainerdVersion(v)!, addDefaultRuntime: withRunc ? '/etc/c.toml' : undefined });
   const base = 'version = 2\nroot = "/var/lib/containerd"\n';
 
-  it('the 1.6/1.7 snippet in a version 2 config passes', () => {
+  it('the 1.6/1.7 snippet (with runc, which this file lacks) in a version 2 config passes', () => {
     for (const v of ['1.6.20', '1.7.24']) {
       expect(configRow('/etc/c.toml', base + snippet(v))).toEqual({
         name: 'containerd-config',
@@ -197,6 +198,13 @@ describe('containerd config', () => {
     const disabled = 'version = 2\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n' + snippet('1.7.24');
     expect(configRow('/etc/c.toml', disabled)).toMatchObject({ status: 'warn', detail: expect.stringContaining('the CRI plugin is disabled') });
     expect(configRow('/etc/c.toml', 'version = = 2').detail).toMatch(/^\/etc\/c\.toml: cannot parse: /);
+  });
+
+  it('a runtimes table without runc: CRI will not load (default_runtime_name has no entry)', () => {
+    expect(configRow('/etc/c.toml', base + snippet('1.7.24', false))).toMatchObject({
+      status: 'warn',
+      detail: expect.stringMatching(/; CRI will not load: default_runtime_name "runc" has no entry in plugins\."io\.containerd\.grpc\.v1\.cri"\.containerd\.runtimes$/),
+    });
   });
 
   it('a 2.x snippet in a version 2 file is not where 1.x looks', () => {
@@ -231,7 +239,7 @@ function fakeProbe(over: Partial<CheckProbe> = {}): CheckProbe {
     '/sys/fs/cgroup/unified/cgroup.controllers': 'hugetlb\n',
     '/proc/filesystems': 'nodev\toverlay\n',
     '/proc/sys/user/max_user_namespaces': '100\n',
-    '/tmp/x/config.toml': 'version = 2\n' + containerdSnippet({ containerd: parseContainerdVersion('1.7.24')! }),
+    '/tmp/x/config.toml': 'version = 2\n' + containerdSnippet({ containerd: parseContainerdVersion('1.7.24')!, addDefaultRuntime: 'x' }),
   };
   const exe = new Set(['/b/vkinit', '/b/vkseccomp', '/b/vkfs', '/b/vkagent', '/b/containerd-shim-vkernel-v2', '/shims/containerd-shim-vkernel-v2']);
   return {

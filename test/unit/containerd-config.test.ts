@@ -7,9 +7,12 @@ import { parse } from 'smol-toml';
 import {
   containerdSnippet,
   localContainerdVersion,
+  localSnippet,
+  needsDefaultRuntime,
   parseVersionFlag,
   runtimeEntry,
   shimConfigExample,
+  type CheckProbe,
 } from '../../runtime/check';
 import { InvalidArgumentError, UnavailableError } from '../../runtime/errors';
 import { parseContainerdVersion } from '../../shim/bootstrap/negotiate';
@@ -57,6 +60,38 @@ describe('containerd snippet', () => {
     expect(on17).toContain('# shim protocol: ttrpc (forced)');
     expect(on17).toContain('[shim] protocol = "ttrpc"');
     expect(containerdSnippet({ containerd: v('1.7.24'), protocol: 'auto' })).toContain('# shim protocol: grpc (negotiated)');
+  });
+});
+
+describe('runc next to vkernel', () => {
+  // A runtimes table in the file replaces containerd's built-in one; CRI needs default_runtime_name's entry.
+  it.each([
+    [undefined, true],
+    ['version = 2\n', true],
+    ['not toml = = 1', true],
+    ['version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]\nruntime_type = "io.containerd.runc.v2"\n', false],
+    ['version = 3\n[plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]\nruntime_type = "io.containerd.runc.v2"\n', false],
+    ['version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd]\ndefault_runtime_name = "crun"\n', false],
+  ])('config %j needs runc: %s', (text, needed) => {
+    expect(needsDefaultRuntime(text)).toBe(needed);
+  });
+
+  it('the snippet then carries runc and says why', () => {
+    const text = containerdSnippet({ containerd: v('1.6.20'), addDefaultRuntime: '/etc/containerd/config.toml' });
+    expect(at(parse(text), ['plugins', 'io.containerd.grpc.v1.cri', 'containerd', 'runtimes', 'runc'])).toEqual({ runtime_type: 'io.containerd.runc.v2' });
+    expect(text).toContain('# runtimes.runc is included because /etc/containerd/config.toml has none');
+  });
+
+  it("localSnippet reads the running containerd's config file", async () => {
+    const files: Record<string, string> = { '/x/config.toml': 'version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]\nruntime_type = "io.containerd.runc.v2"\n' };
+    const probe = {
+      readFile: (f: string) => files[f],
+      containerdProcess: () => ({ pid: 1, exe: '/usr/bin/containerd', path: '', configFile: '/x/config.toml' }),
+    } as unknown as CheckProbe;
+    const withRunc = await localSnippet({ version: '1.7', address: '/nowhere.sock' }, probe);
+    expect(withRunc).not.toContain('runtimes.runc');
+    const explicit = await localSnippet({ version: '1.7', address: '/nowhere.sock', containerdConfig: '/y/missing.toml' }, probe);
+    expect(explicit).toContain('# runtimes.runc is included because /y/missing.toml has none');
   });
 });
 
