@@ -227,6 +227,14 @@ export class DeviceEmulator {
     return out;
   }
 
+  /**
+   * The exceptions in runc's order (major, minor, type): allows in deny-all mode, denies in
+   * allow-all mode. With the default, this is the whole state (the v2 program's input).
+   */
+  exceptions(): DeviceRule[] {
+    return orderRules(this.rules).map(({ meta, perms }) => ({ ...meta, access: perms, allow: !this.defaultAllow }));
+  }
+
   equals(other: DeviceEmulator): boolean {
     if (this.defaultAllow !== other.defaultAllow || this.rules.size !== other.rules.size) return false;
     for (const [k, v] of this.rules) if (other.rules.get(k) !== v) return false;

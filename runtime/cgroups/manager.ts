@@ -17,11 +17,11 @@ import type { OomEvent, OomEventOptions } from './oom';
 import type { CgroupStats } from './stats';
 import { V1Manager } from './v1/manager';
 import { V2Manager } from './v2/manager';
-import type { DeviceProgramLoader } from './v2/devices';
+import { BpfDeviceLoader, nativeBpf, type BpfSyscalls, type DeviceProgramLoader } from './v2/devices';
 
 export type { CgroupStats } from './stats';
 export type { OomEvent, OomEventOptions } from './oom';
-export type { DeviceProgramLoader } from './v2/devices';
+export type { BpfSyscalls, DeviceProgramLoader } from './v2/devices';
 export type { Host } from './host';
 export type { CgroupFs } from './fs';
 
@@ -84,8 +84,14 @@ export interface CgroupManagerDeps {
   fs?: CgroupFs;
   /** Where warnings go (ignored settings); default: stderr "vkernel: warning: …". */
   warn?: (message: string) => void;
-  /** v2 only: loads the eBPF device program; without it device rules are NotImplemented. */
+  /**
+   * v2 only: loads the eBPF device program. Default: a BpfDeviceLoader over `bpf`, or over
+   * the real bpf(2) when `fs` is the real file system; with another `fs` and neither given,
+   * device rules are NotImplemented.
+   */
   deviceLoader?: DeviceProgramLoader;
+  /** v2 only: the bpf(2) seam of the default device loader (tests pass FakeBpf). */
+  bpf?: BpfSyscalls;
 }
 
 export interface CgroupManagerOptions extends CgroupManagerDeps {
@@ -133,12 +139,20 @@ export function detectCgroupSetup(root = DEFAULT_CGROUP_ROOT, mountinfo?: string
   throw new FailedPreconditionError(`cgroup: no cgroup file system is mounted at or below ${r}`);
 }
 
+function defaultDeviceLoader(d: CgroupManagerDeps): DeviceProgramLoader | undefined {
+  if (d.deviceLoader) return d.deviceLoader;
+  if (d.bpf) return new BpfDeviceLoader(d.bpf);
+  // Only the kernel's cgroup directories can take a program (nativeBpf loads the addon lazily).
+  if (d.fs === undefined || d.fs === nodeCgroupFs) return new BpfDeviceLoader(nativeBpf());
+  return undefined;
+}
+
 function deps(d: CgroupManagerDeps) {
   return {
     host: d.host ?? realHost,
     fs: d.fs ?? nodeCgroupFs,
     warn: d.warn ?? defaultWarn,
-    deviceLoader: d.deviceLoader,
+    deviceLoader: defaultDeviceLoader(d),
   };
 }
 

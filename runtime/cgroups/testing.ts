@@ -10,12 +10,16 @@
 //   - memory.limit_in_bytes/memsw.limit_in_bytes enforce memsw >= limit (EINVAL), and
 //     cpuset.cpus/mems, pids.max, cpu.shares clamping behave like the kernel,
 //   - failWrite(suffix, errno) injects a failure.
+// FakeBpf stands in for bpf(2) (v2 device programs) and runs the programs it holds with a
+// small interpreter (runDeviceProgram).
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { cgroupWriteError, nodeCgroupFs, type CgroupFs } from './fs';
 import type { Host } from './host';
+import { accessBits, BPF_DEVCG_DEV_BLOCK, BPF_DEVCG_DEV_CHAR, decodeInsns, OP, type BpfInsn } from './v2/devicefilter';
+import type { BpfSyscalls } from './v2/devices';
 
 export interface FakeTreeOptions {
   mode: 'legacy' | 'hybrid' | 'unified';
@@ -479,4 +483,208 @@ function expandList(s: string): Set<number> {
 function withinList(child: string, parent: string): boolean {
   const p = expandList(parent);
   return [...expandList(child)].every((c) => p.has(c));
+}
+
+// ---- cgroup v2 device programs -----------------------------------------------------------
+
+/** The request a device program judges (struct bpf_cgroup_dev_ctx). */
+export interface DeviceAccess {
+  type: 'b' | 'c';
+  major: number;
+  minor: number;
+  /** Non-empty subset of "rwm". */
+  access: string;
+}
+
+const U64 = (1n << 64n) - 1n;
+const U32 = (1n << 32n) - 1n;
+
+/**
+ * Runs a BPF_PROG_TYPE_CGROUP_DEVICE program on one request: a small interpreter of the
+ * instructions devicefilter.ts emits (ALU32 mov/and/rsh, 32-bit loads from the context,
+ * JNE/JNE32, exit). Returns r0 (1 = allow). Anything else is an error, as is running off
+ * the end or a load outside the 12-byte context.
+ */
+export function runDeviceProgram(insns: BpfInsn[], req: DeviceAccess): number {
+  const ctx = Buffer.alloc(12);
+  ctx.writeUInt32LE(((accessBits(req.access) << 16) | (req.type === 'c' ? BPF_DEVCG_DEV_CHAR : BPF_DEVCG_DEV_BLOCK)) >>> 0, 0);
+  ctx.writeUInt32LE(req.major >>> 0, 4);
+  ctx.writeUInt32LE(req.minor >>> 0, 8);
+  const r: bigint[] = new Array(11).fill(0n);
+  const sext = (imm: number) => BigInt.asUintN(64, BigInt(imm));
+  let steps = 0;
+  for (let pc = 0; ; ) {
+    if (pc < 0 || pc >= insns.length) throw new Error(`device program: pc ${pc} out of range`);
+    if (++steps > 10000) throw new Error('device program: too many steps');
+    const i = insns[pc];
+    const jump = (taken: boolean) => (pc += 1 + (taken ? i.off : 0));
+    switch (i.code) {
+      case OP.LDXW: {
+        const at = Number(r[i.src]) + i.off;
+        if (i.src !== 1 || at < 0 || at + 4 > ctx.length || at % 4 !== 0) throw new Error(`device program: bad load at ${pc}`);
+        r[i.dst] = BigInt(ctx.readUInt32LE(at));
+        pc++;
+        break;
+      }
+      case OP.AND32_IMM:
+        r[i.dst] = (r[i.dst] & U32) & (sext(i.imm) & U32);
+        pc++;
+        break;
+      case OP.RSH32_IMM:
+        r[i.dst] = (r[i.dst] & U32) >> BigInt(i.imm & 31);
+        pc++;
+        break;
+      case OP.MOV32_IMM:
+        r[i.dst] = sext(i.imm) & U32;
+        pc++;
+        break;
+      case OP.MOV32_REG:
+        r[i.dst] = r[i.src] & U32;
+        pc++;
+        break;
+      case OP.JNE_IMM:
+        jump(r[i.dst] !== (sext(i.imm) & U64));
+        break;
+      case OP.JNE32_IMM:
+        jump((r[i.dst] & U32) !== (sext(i.imm) & U32));
+        break;
+      case OP.JNE_REG:
+        jump(r[i.dst] !== r[i.src]);
+        break;
+      case OP.EXIT:
+        return Number(r[0]);
+      default:
+        throw new Error(`device program: unexpected opcode 0x${i.code.toString(16)} at ${pc}`);
+    }
+  }
+}
+
+function fakeErrno(errno: number, code: string, what: string): Error {
+  return Object.assign(new Error(`${what}: ${code} (fake bpf)`), { errno, code });
+}
+
+/**
+ * bpf(2) for unit tests: programs are kept as instructions, attachments per directory path
+ * (in attach order), and `allows()` runs every program attached to a directory and its
+ * ancestors like the kernel (all must allow). A program lives while an fd or an attachment
+ * holds it; a removed directory holds nothing. `calls` records each call.
+ */
+export class FakeBpf implements BpfSyscalls {
+  readonly calls: string[] = [];
+  private nextFd = 1000;
+  private nextId = 1;
+  private readonly fds = new Map<number, { dir?: string; prog?: number }>();
+  private readonly progs = new Map<number, BpfInsn[]>();
+  private readonly attached = new Map<string, number[]>();
+  /** The next progLoad fails with this errno and verifier log. */
+  failLoad?: { errno: number; log: string };
+
+  openDir(dir: string): number {
+    if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw fakeErrno(2, 'ENOENT', `open ${dir}`);
+    const fd = this.nextFd++;
+    this.fds.set(fd, { dir });
+    return fd;
+  }
+
+  close(fd: number): void {
+    if (!this.fds.delete(fd)) throw fakeErrno(9, 'EBADF', `close ${fd}`);
+    this.gc();
+  }
+
+  progLoad(insns: Buffer, license: string): number {
+    this.calls.push(`load ${insns.length / 8} ${license}`);
+    if (this.failLoad) {
+      const f = this.failLoad;
+      this.failLoad = undefined;
+      throw Object.assign(fakeErrno(f.errno, 'EACCES', 'bpf(BPF_PROG_LOAD)'), { message: `bpf(BPF_PROG_LOAD): ${f.log}`, log: f.log });
+    }
+    const decoded = decodeInsns(insns);
+    // What the verifier would insist on for these programs: it ends in exit, r0 is set.
+    if (decoded.length === 0 || decoded[decoded.length - 1].code !== OP.EXIT) throw fakeErrno(22, 'EINVAL', 'bpf(BPF_PROG_LOAD)');
+    const id = this.nextId++;
+    this.progs.set(id, decoded);
+    const fd = this.nextFd++;
+    this.fds.set(fd, { prog: id });
+    return fd;
+  }
+
+  private dirOf(fd: number): string {
+    const f = this.fds.get(fd);
+    if (!f?.dir) throw fakeErrno(9, 'EBADF', `fd ${fd}`);
+    return f.dir;
+  }
+
+  private progOf(fd: number): number {
+    const f = this.fds.get(fd);
+    if (!f?.prog) throw fakeErrno(9, 'EBADF', `fd ${fd}`);
+    return f.prog;
+  }
+
+  attach(cgroupFd: number, progFd: number): void {
+    const dir = this.dirOf(cgroupFd);
+    const id = this.progOf(progFd);
+    this.calls.push(`attach ${id}`);
+    const list = this.attachedTo(dir);
+    if (list.includes(id)) throw fakeErrno(17, 'EEXIST', 'bpf(BPF_PROG_ATTACH)');
+    this.attached.set(dir, [...list, id]);
+  }
+
+  detach(cgroupFd: number, progFd: number): void {
+    const dir = this.dirOf(cgroupFd);
+    const id = this.progOf(progFd);
+    this.calls.push(`detach ${id}`);
+    const list = this.attachedTo(dir);
+    if (!list.includes(id)) throw fakeErrno(2, 'ENOENT', 'bpf(BPF_PROG_DETACH)');
+    this.attached.set(
+      dir,
+      list.filter((x) => x !== id),
+    );
+  }
+
+  query(cgroupFd: number): number[] {
+    return [...this.attachedTo(this.dirOf(cgroupFd))];
+  }
+
+  progFdById(id: number): number {
+    this.gc();
+    if (!this.progs.has(id)) throw fakeErrno(2, 'ENOENT', 'bpf(BPF_PROG_GET_FD_BY_ID)');
+    const fd = this.nextFd++;
+    this.fds.set(fd, { prog: id });
+    return fd;
+  }
+
+  /** Program ids attached to `dir` itself (none once the directory is gone). */
+  attachedTo(dir: string): number[] {
+    if (!fs.existsSync(dir)) {
+      this.attached.delete(dir);
+      return [];
+    }
+    return this.attached.get(dir) ?? [];
+  }
+
+  /** The instructions of a live program. */
+  program(id: number): BpfInsn[] | undefined {
+    return this.progs.get(id);
+  }
+
+  /** Live programs (held by an fd or an attachment). */
+  liveIds(): number[] {
+    this.gc();
+    return [...this.progs.keys()];
+  }
+
+  /** Would an access from a process in `dir` be allowed (programs of dir and its ancestors)? */
+  allows(dir: string, req: DeviceAccess): boolean {
+    for (let d = dir; ; d = path.dirname(d)) {
+      for (const id of this.attachedTo(d)) if (runDeviceProgram(this.progs.get(id)!, req) !== 1) return false;
+      if (d === path.dirname(d)) return true;
+    }
+  }
+
+  private gc(): void {
+    const held = new Set<number>();
+    for (const f of this.fds.values()) if (f.prog) held.add(f.prog);
+    for (const dir of [...this.attached.keys()]) for (const id of this.attachedTo(dir)) held.add(id);
+    for (const id of [...this.progs.keys()]) if (!held.has(id)) this.progs.delete(id);
+  }
 }

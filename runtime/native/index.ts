@@ -26,7 +26,33 @@ export interface VkNative {
   umount2(target: string, flags: number): void;
   /** pipe2(O_CLOEXEC): [readFd, writeFd]. */
   pipe(): [number, number];
+  /**
+   * bpf(BPF_PROG_LOAD) of `insns` (8 bytes per instruction) → a close-on-exec prog fd. A
+   * refused program's error carries the verifier log (`log`, also appended to the message).
+   */
+  bpfProgLoad(progType: number, insns: Buffer, license: string): number;
+  /** bpf(BPF_PROG_ATTACH): attach `progFd` to `targetFd` (e.g. a cgroup directory fd). */
+  bpfProgAttach(targetFd: number, progFd: number, attachType: number, flags: number): void;
+  /** bpf(BPF_PROG_DETACH) of one program. */
+  bpfProgDetach(targetFd: number, progFd: number, attachType: number): void;
+  /** bpf(BPF_PROG_QUERY): ids of the programs attached to the target itself (at most 64). */
+  bpfProgQuery(targetFd: number, attachType: number): { attachFlags: number; ids: number[] };
+  /** bpf(BPF_PROG_GET_FD_BY_ID) → a close-on-exec prog fd; ENOENT once the program is gone. */
+  bpfProgGetFdById(id: number): number;
+  /** eventfd(2). */
+  eventfd(initval: number, flags: number): number;
+  /**
+   * Watches an eventfd from a native thread (never blocking the event loop or the libuv
+   * thread pool): `cb(value, 0)` for each counter value read, `cb(0, errno)` once if the
+   * watch fails. Keeps the event loop alive until unwatchEventfd; the fd stays the caller's.
+   */
+  watchEventfd(fd: number, cb: (value: number, errno: number) => void): EventfdWatch;
+  /** Stops and joins the watch thread (idempotent); close the fd afterwards. */
+  unwatchEventfd(watch: EventfdWatch): void;
 }
+
+/** Opaque handle of a native eventfd watch. */
+export type EventfdWatch = { readonly __eventfdWatch: unique symbol };
 
 let loaded: VkNative | undefined;
 

@@ -3,9 +3,14 @@
 // `Error` objects carrying `code` (errno name) and `syscall`.
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/bpf.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/file.h>
+#include <sys/syscall.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -460,6 +465,287 @@ static napi_value flock_exclusive(napi_env env, napi_callback_info info) {
   return out;
 }
 
+// ---- cgroup v2 device programs (runtime/cgroups/v2/devices.ts) ---------------------------
+
+static long sys_bpf(int cmd, union bpf_attr *attr) {
+  long r;
+  do r = syscall(__NR_bpf, cmd, attr, sizeof *attr);
+  while (r < 0 && errno == EINTR);
+  return r;
+}
+
+// bpfProgLoad(progType, insns: Buffer (8 bytes per instruction), license) -> prog fd
+// (close-on-exec). A refused program is loaded once more with the verifier log on, and the
+// error carries it: `log` property, and appended to the message.
+static napi_value bpf_prog_load(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  int32_t type;
+  void *insns;
+  size_t len;
+  char license[128];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3 || arg_i32(env, argv[0], &type) < 0 || napi_get_buffer_info(env, argv[1], &insns, &len) != napi_ok ||
+      len == 0 || len % sizeof(struct bpf_insn) != 0 || arg_str(env, argv[2], license, sizeof license) < 0)
+    return throw_errno(env, "bpf(BPF_PROG_LOAD)", EINVAL);
+  union bpf_attr attr;
+  memset(&attr, 0, sizeof attr);
+  attr.prog_type = (uint32_t)type;
+  attr.insns = (uint64_t)(uintptr_t)insns;
+  attr.insn_cnt = (uint32_t)(len / sizeof(struct bpf_insn));
+  attr.license = (uint64_t)(uintptr_t)license;
+  long fd = sys_bpf(BPF_PROG_LOAD, &attr);
+  if (fd >= 0) return int_value(env, fd);
+  int err = errno;
+  size_t log_size = 1 << 18;
+  char *log = calloc(1, log_size);
+  if (!log) return throw_errno(env, "bpf(BPF_PROG_LOAD)", err);
+  attr.log_level = 1;
+  attr.log_size = (uint32_t)log_size;
+  attr.log_buf = (uint64_t)(uintptr_t)log;
+  fd = sys_bpf(BPF_PROG_LOAD, &attr);
+  if (fd >= 0) { // accepted the second time (should not happen): use it
+    free(log);
+    return int_value(env, fd);
+  }
+  size_t n = strnlen(log, log_size - 1);
+  while (n > 0 && (log[n - 1] == '\n' || log[n - 1] == ' ')) log[--n] = 0;
+  char *msg = malloc(n + 256);
+  if (!msg) {
+    free(log);
+    return throw_errno(env, "bpf(BPF_PROG_LOAD)", err);
+  }
+  snprintf(msg, n + 256, "bpf(BPF_PROG_LOAD): %s%s%s", strerror(err), n ? ": verifier log: " : "", log);
+  napi_value m, e, code, sc, lg;
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m);
+  napi_create_error(env, NULL, m, &e);
+  napi_create_int32(env, err, &code);
+  napi_set_named_property(env, e, "errno", code);
+  napi_create_string_utf8(env, "bpf(BPF_PROG_LOAD)", NAPI_AUTO_LENGTH, &sc);
+  napi_set_named_property(env, e, "syscall", sc);
+  napi_create_string_utf8(env, log, n, &lg);
+  napi_set_named_property(env, e, "log", lg);
+  free(msg);
+  free(log);
+  napi_throw(env, e);
+  return NULL;
+}
+
+// bpfProgAttach(targetFd, progFd, attachType, flags)
+static napi_value bpf_prog_attach(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  int32_t target, prog, type, flags;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 4 || arg_i32(env, argv[0], &target) < 0 || arg_i32(env, argv[1], &prog) < 0 || arg_i32(env, argv[2], &type) < 0 ||
+      arg_i32(env, argv[3], &flags) < 0)
+    return throw_errno(env, "bpf(BPF_PROG_ATTACH)", EINVAL);
+  union bpf_attr attr;
+  memset(&attr, 0, sizeof attr);
+  attr.target_fd = (uint32_t)target;
+  attr.attach_bpf_fd = (uint32_t)prog;
+  attr.attach_type = (uint32_t)type;
+  attr.attach_flags = (uint32_t)flags;
+  if (sys_bpf(BPF_PROG_ATTACH, &attr) < 0) return throw_errno(env, "bpf(BPF_PROG_ATTACH)", errno);
+  return NULL;
+}
+
+// bpfProgDetach(targetFd, progFd, attachType)
+static napi_value bpf_prog_detach(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  int32_t target, prog, type;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3 || arg_i32(env, argv[0], &target) < 0 || arg_i32(env, argv[1], &prog) < 0 || arg_i32(env, argv[2], &type) < 0)
+    return throw_errno(env, "bpf(BPF_PROG_DETACH)", EINVAL);
+  union bpf_attr attr;
+  memset(&attr, 0, sizeof attr);
+  attr.target_fd = (uint32_t)target;
+  attr.attach_bpf_fd = (uint32_t)prog;
+  attr.attach_type = (uint32_t)type;
+  if (sys_bpf(BPF_PROG_DETACH, &attr) < 0) return throw_errno(env, "bpf(BPF_PROG_DETACH)", errno);
+  return NULL;
+}
+
+// bpfProgQuery(targetFd, attachType) -> { attachFlags, ids }: the programs attached to the
+// target itself (not the effective ones inherited from ancestors).
+static napi_value bpf_prog_query(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int32_t target, type;
+  uint32_t ids[64];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2 || arg_i32(env, argv[0], &target) < 0 || arg_i32(env, argv[1], &type) < 0)
+    return throw_errno(env, "bpf(BPF_PROG_QUERY)", EINVAL);
+  union bpf_attr attr;
+  memset(&attr, 0, sizeof attr);
+  attr.query.target_fd = (uint32_t)target;
+  attr.query.attach_type = (uint32_t)type;
+  attr.query.prog_ids = (uint64_t)(uintptr_t)ids;
+  attr.query.prog_cnt = sizeof ids / sizeof ids[0];
+  if (sys_bpf(BPF_PROG_QUERY, &attr) < 0) return throw_errno(env, "bpf(BPF_PROG_QUERY)", errno);
+  uint32_t cnt = attr.query.prog_cnt < 64 ? attr.query.prog_cnt : 64;
+  napi_value out, list;
+  napi_create_object(env, &out);
+  napi_create_array_with_length(env, cnt, &list);
+  for (uint32_t i = 0; i < cnt; i++) napi_set_element(env, list, i, int_value(env, ids[i]));
+  napi_set_named_property(env, out, "attachFlags", int_value(env, attr.query.attach_flags));
+  napi_set_named_property(env, out, "ids", list);
+  return out;
+}
+
+// bpfProgGetFdById(id) -> prog fd (close-on-exec); ENOENT once the program is freed.
+static napi_value bpf_prog_get_fd_by_id(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t id;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || arg_i32(env, argv[0], &id) < 0) return throw_errno(env, "bpf(BPF_PROG_GET_FD_BY_ID)", EINVAL);
+  union bpf_attr attr;
+  memset(&attr, 0, sizeof attr);
+  attr.prog_id = (uint32_t)id;
+  long fd = sys_bpf(BPF_PROG_GET_FD_BY_ID, &attr);
+  if (fd < 0) return throw_errno(env, "bpf(BPF_PROG_GET_FD_BY_ID)", errno);
+  return int_value(env, fd);
+}
+
+// ---- eventfd notifications (cgroup v1 memory.oom_control, runtime/cgroups/oom.ts) --------
+
+// eventfd(initval, flags) -> fd
+static napi_value make_eventfd(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int32_t initval, flags;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2 || arg_i32(env, argv[0], &initval) < 0 || arg_i32(env, argv[1], &flags) < 0)
+    return throw_errno(env, "eventfd", EINVAL);
+  int fd = eventfd((unsigned)initval, flags);
+  if (fd < 0) return throw_errno(env, "eventfd", errno);
+  return int_value(env, fd);
+}
+
+// A watch is a thread blocked in poll() on the eventfd and a private stop eventfd, so
+// neither the event loop nor the libuv thread pool waits. Each read counter value is
+// handed to the JS callback through a thread-safe function (never blocking: no queue
+// limit, so stopping can join the thread without a deadlock).
+typedef struct {
+  int fd, stop_fd;
+  bool stopped;
+  pthread_t thread;
+  napi_threadsafe_function tsfn;
+} efd_watch;
+
+static void efd_call_js(napi_env env, napi_value cb, void *context, void *data) {
+  (void)context;
+  int64_t v = *(int64_t *)data; // > 0: counter value read; < 0: -errno, the watch ended
+  free(data);
+  if (!env || !cb) return;
+  napi_value undef, args[2];
+  napi_get_undefined(env, &undef);
+  napi_create_int64(env, v > 0 ? v : 0, &args[0]);
+  napi_create_int32(env, v < 0 ? (int32_t)-v : 0, &args[1]);
+  napi_call_function(env, undef, cb, 2, args, NULL);
+}
+
+static void efd_post(efd_watch *w, int64_t v) {
+  int64_t *p = malloc(sizeof *p);
+  if (!p) return;
+  *p = v;
+  if (napi_call_threadsafe_function(w->tsfn, p, napi_tsfn_nonblocking) != napi_ok) free(p);
+}
+
+static void *efd_thread(void *arg) {
+  efd_watch *w = arg;
+  for (;;) {
+    struct pollfd p[2] = {{.fd = w->fd, .events = POLLIN}, {.fd = w->stop_fd, .events = POLLIN}};
+    int r = poll(p, 2, -1);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      efd_post(w, -(int64_t)errno);
+      break;
+    }
+    if (p[1].revents) break;
+    if (p[0].revents & (POLLERR | POLLNVAL)) {
+      efd_post(w, -(int64_t)EBADF);
+      break;
+    }
+    uint64_t v;
+    ssize_t n = read(w->fd, &v, sizeof v);
+    if (n == (ssize_t)sizeof v) efd_post(w, (int64_t)v);
+    else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+      efd_post(w, -(int64_t)errno);
+      break;
+    }
+  }
+  napi_release_threadsafe_function(w->tsfn, napi_tsfn_release);
+  return NULL;
+}
+
+static void efd_stop(efd_watch *w) {
+  if (w->stopped) return;
+  w->stopped = true;
+  uint64_t one = 1;
+  if (write(w->stop_fd, &one, sizeof one) < 0) { /* the thread still ends at the next poll error */ }
+  pthread_join(w->thread, NULL);
+  close(w->stop_fd);
+}
+
+static void efd_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  efd_watch *w = data;
+  efd_stop(w);
+  free(w);
+}
+
+// watchEventfd(fd, cb(value, errno)) -> watch handle. cb gets each counter value read
+// (value > 0, errno 0), or errno != 0 once when the watch fails and ends. The handle keeps
+// the event loop alive until unwatchEventfd(handle); the fd stays the caller's to close,
+// after unwatching.
+static napi_value watch_eventfd(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], name, handle;
+  int32_t fd;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2 || arg_i32(env, argv[0], &fd) < 0) return throw_errno(env, "watchEventfd", EINVAL);
+  efd_watch *w = calloc(1, sizeof *w);
+  if (!w) return throw_errno(env, "watchEventfd", ENOMEM);
+  w->fd = fd;
+  w->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (w->stop_fd < 0) {
+    int e = errno;
+    free(w);
+    return throw_errno(env, "eventfd", e);
+  }
+  napi_create_string_utf8(env, "vknative.watchEventfd", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_threadsafe_function(env, argv[1], NULL, name, 0, 1, NULL, NULL, NULL, efd_call_js, &w->tsfn) != napi_ok) {
+    close(w->stop_fd);
+    free(w);
+    return throw_errno(env, "watchEventfd", EINVAL);
+  }
+  int e = pthread_create(&w->thread, NULL, efd_thread, w);
+  if (e) {
+    napi_release_threadsafe_function(w->tsfn, napi_tsfn_abort);
+    close(w->stop_fd);
+    free(w);
+    return throw_errno(env, "pthread_create", e);
+  }
+  CHECK(napi_create_external(env, w, efd_finalize, NULL, &handle));
+  return handle;
+}
+
+// unwatchEventfd(handle): stops and joins the watch thread; idempotent. Callbacks already
+// queued may still run afterwards.
+static napi_value unwatch_eventfd(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  void *data;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || napi_get_value_external(env, argv[0], &data) != napi_ok) return throw_errno(env, "unwatchEventfd", EINVAL);
+  efd_stop(data);
+  return NULL;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       {"setChildSubreaper", NULL, set_child_subreaper, NULL, NULL, NULL, napi_default, NULL},
@@ -476,6 +762,14 @@ NAPI_MODULE_INIT() {
       {"sendFd", NULL, send_fd, NULL, NULL, NULL, napi_default, NULL},
       {"recvFd", NULL, recv_fd, NULL, NULL, NULL, napi_default, NULL},
       {"flock", NULL, flock_exclusive, NULL, NULL, NULL, napi_default, NULL},
+      {"bpfProgLoad", NULL, bpf_prog_load, NULL, NULL, NULL, napi_default, NULL},
+      {"bpfProgAttach", NULL, bpf_prog_attach, NULL, NULL, NULL, napi_default, NULL},
+      {"bpfProgDetach", NULL, bpf_prog_detach, NULL, NULL, NULL, napi_default, NULL},
+      {"bpfProgQuery", NULL, bpf_prog_query, NULL, NULL, NULL, napi_default, NULL},
+      {"bpfProgGetFdById", NULL, bpf_prog_get_fd_by_id, NULL, NULL, NULL, napi_default, NULL},
+      {"eventfd", NULL, make_eventfd, NULL, NULL, NULL, napi_default, NULL},
+      {"watchEventfd", NULL, watch_eventfd, NULL, NULL, NULL, napi_default, NULL},
+      {"unwatchEventfd", NULL, unwatch_eventfd, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

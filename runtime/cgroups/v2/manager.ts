@@ -26,6 +26,7 @@ import type { ManagerDeps, ManagerInit } from '../v1/manager';
 import type { V2Context, V2Controller } from './controller';
 import { cpuController } from './cpu';
 import { cpusetController } from './cpuset';
+import { compileDeviceFilter } from './devicefilter';
 import { applyDevicesV2 } from './devices';
 import { enableControllers, type RequiredController } from './enable';
 import { freezeV2, freezerStateV2, thawV2 } from './freezer';
@@ -154,8 +155,11 @@ export class V2Manager implements CgroupManager {
   }
 
   private checkDevices(r: LinuxResources): Promise<void> {
-    // Report the missing eBPF loader before anything is created.
-    if (r.devices !== undefined && !this.d.deviceLoader) return applyDevicesV2(this.st.dir, [], undefined);
+    if (r.devices === undefined) return Promise.resolve();
+    // Report the missing eBPF loader, and rule sets the program cannot express (holes
+    // punched into a wildcard exception), before anything is created.
+    if (!this.d.deviceLoader) return applyDevicesV2(this.st.dir, [], undefined);
+    compileDeviceFilter(effectiveDeviceRules(r.devices));
     return Promise.resolve();
   }
 
