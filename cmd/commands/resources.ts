@@ -127,7 +127,7 @@ export function parseBytes(flag: string, text: string): number {
 
 type EventsArgs = IdArgs & { stats?: boolean; interval: string };
 
-/** OOM counter poll interval of `events`, independent of the stats --interval. */
+/** OOM counter poll interval of `events`, used only where no OOM event source can be set up. */
 const OOM_POLL_MS = 10;
 
 export const eventsCommand: CommandModule<GlobalArgs, EventsArgs> = {
@@ -150,10 +150,11 @@ export const eventsCommand: CommandModule<GlobalArgs, EventsArgs> = {
     const container = Container.load(ctx.store, argv.id, ctx.sys);
     const cgroup = container.cgroup();
     const stop = new AbortController();
-    // OOM kills are polled (no eventfd in Node): poll often, because a container whose
-    // cgroup is removed right after the kill (a foreground `run` does so within tens of
-    // ms) takes its counter with it. `kills` is what has been reported; a last look at
-    // the end catches a kill between the final poll and the container stopping.
+    // OOM notifications come from the kernel (v1 eventfd on memory.oom_control, v2 inotify
+    // on memory.events; see runtime/cgroups/oom.ts), polled often only where neither can
+    // be set up, because a container whose cgroup is removed right after the kill (a
+    // foreground `run` does so within tens of ms) takes its counter with it. `kills` is
+    // what has been reported; a last look at the end catches a kill the stream missed.
     let kills = await cgroup.oomKillCount().catch(() => 0);
     const oom = (async () => {
       for await (const ev of cgroup.oomEvents({ signal: stop.signal, intervalMs: OOM_POLL_MS })) {

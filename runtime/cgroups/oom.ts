@@ -1,10 +1,25 @@
-// OOM notification by polling. The event-driven v1 API (cgroup.event_control + eventfd on
-// memory.oom_control) and v2's inotify on memory.events both need native code in Node, so
-// for now the counters are polled at an interval:
-//   v1: memory.oom_control "oom_kill" (kills) and "under_oom" rising edges (OOM with the
-//       killer disabled), v2: memory.events "oom_kill" and "oom".
-// An eventfd/inotify implementation can replace pollOomEvents behind the same
-// AsyncIterable<OomEvent> without changing callers.
+// OOM notifications. The counters are read from the cgroup (v1: memory.oom_control
+// "oom_kill" and "under_oom"; v2: memory.events "oom_kill" and "oom"); what decides when to
+// read them is a wake-up source:
+//   v1: an eventfd registered through cgroup.event_control on memory.oom_control: the
+//       kernel signals it at every OOM of the cgroup (before the kill) and when the cgroup
+//       is removed. A native thread waits on it (runtime/native watchEventfd), so neither
+//       the event loop nor the libuv thread pool blocks.
+//   v2: inotify (fs.watch) on the cgroup directory: the kernel reports each change of
+//       memory.events there, and the removal of the directory.
+//   fallback: a timer every intervalMs, only where the source cannot be set up (no
+//       cgroup.event_control, no native addon, a watch that fails).
+// After a wake the counters are compared with the previous read: a higher oom_kill is an
+// `oom_kill` event. An OOM signalled without a kill (the eventfd itself, v2 "oom" rising,
+// v1 under_oom rising) waits up to OOM_KILL_GRACE_MS for the kill that usually follows (the
+// kernel notifies before the OOM killer has picked a victim), so one OOM is one event; if
+// none comes it is an `oom` event (e.g. disableOOMKiller), as it is when the cgroup is
+// removed meanwhile.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { native } from '../native';
+import type { CgroupFs } from './fs';
 
 export interface OomEvent {
   /** oom_kill: a process was OOM-killed; oom: the cgroup hit its limit (no kill counted). */
@@ -14,7 +29,7 @@ export interface OomEvent {
 }
 
 export interface OomEventOptions {
-  /** Poll interval, default 250ms. */
+  /** Poll interval of the fallback (when no event source can be set up), default 250ms. */
   intervalMs?: number;
   /** Stops the iteration. */
   signal?: AbortSignal;
@@ -28,47 +43,178 @@ export interface OomCounters {
   underOom?: boolean;
 }
 
-function wait(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
+/** A started wake-up source. */
+export interface OomWatch {
+  close(): void;
+}
+
+/** Where wake-ups come from; start() throws when the mechanism is unavailable. */
+export interface OomSource {
+  /** Each wake is itself an OOM notification (v1 eventfd), not just "something changed". */
+  readonly wakeMeansOom: boolean;
+  start(wake: () => void): Promise<OomWatch>;
+}
+
+/** How long an OOM without a counted kill waits for the kill before it is an `oom` event. */
+export const OOM_KILL_GRACE_MS = 250;
+/** While waiting for that kill the counters are re-read this often. */
+const PENDING_RECHECK_MS = 10;
+
+/** A timer source: the polling fallback. */
+export function timerSource(intervalMs: number): OomSource {
+  return {
+    wakeMeansOom: false,
+    start: async (wake) => {
+      const t = setInterval(wake, intervalMs);
+      return { close: () => clearInterval(t) };
+    },
+  };
+}
+
+const EFD_NONBLOCK = 0o4000;
+const EFD_CLOEXEC = 0o2000000;
+
+/**
+ * v1: an eventfd registered for memory.oom_control of `dir` (cgroup.event_control written
+ * through `cfs`, so a fake tree without that file falls back to polling).
+ */
+export function eventfdOomSource(cfs: CgroupFs, dir: string): OomSource {
+  return {
+    wakeMeansOom: true,
+    start: async (wake) => {
+      const control = path.join(dir, 'cgroup.event_control');
+      if (!(await cfs.exists(control))) throw new Error(`${control} does not exist`);
+      const n = native();
+      const efd = n.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+      let ofd: number | undefined;
+      try {
+        ofd = fs.openSync(path.join(dir, 'memory.oom_control'), fs.constants.O_RDONLY);
+        await cfs.write(control, `${efd} ${ofd}`);
+      } catch (err) {
+        fs.closeSync(efd);
+        throw err;
+      } finally {
+        // The registration holds what it needs; the file itself can go.
+        if (ofd !== undefined) fs.closeSync(ofd);
+      }
+      const w = n.watchEventfd(efd, wake);
+      let closed = false;
+      return {
+        close: () => {
+          if (closed) return;
+          closed = true;
+          n.unwatchEventfd(w);
+          fs.closeSync(efd);
+        },
+      };
+    },
+  };
+}
+
+/** v2: inotify on the cgroup directory (memory.events changes and the directory's removal). */
+export function inotifyOomSource(dir: string): OomSource {
+  return {
+    wakeMeansOom: false,
+    start: async (wake) => {
+      const w = fs.watch(dir, { persistent: true }, (event, name) => {
+        if (event === 'rename' || name === null || name === 'memory.events') wake();
+      });
+      // A watch that fails later (the directory went away) wakes the reader, which ends.
+      w.on('error', wake);
+      return { close: () => w.close() };
+    },
+  };
 }
 
 /**
- * Yields an event each time the counters move. Ends when `read` returns undefined (the
- * cgroup is gone) or the signal aborts. Events that happened before the first poll are not
- * reported (compare oomKillCount() yourself if you need them).
+ * Yields an event for each OOM (see above). Ends when `read` returns undefined (the cgroup
+ * is gone) or the signal aborts. Events that happened before the iteration began are not
+ * reported (compare oomKillCount() yourself if you need them). Without `source`, or when it
+ * cannot start, the counters are polled every intervalMs.
  */
-export async function* pollOomEvents(
+export async function* oomEventStream(
+  read: () => Promise<OomCounters | undefined>,
+  source: OomSource | undefined,
+  opts: OomEventOptions = {},
+): AsyncGenerator<OomEvent, void, undefined> {
+  const signal = opts.signal;
+  if (signal?.aborted) return;
+  let woken = false;
+  let wakeOom = false;
+  let waiter: (() => void) | undefined;
+  const wakeWith = (oom: boolean) => (): void => {
+    woken = true;
+    if (oom) wakeOom = true;
+    waiter?.();
+  };
+  let watch: OomWatch | undefined;
+  let wakeMeansOom = false;
+  if (source) {
+    try {
+      watch = await source.start(wakeWith(source.wakeMeansOom));
+      wakeMeansOom = source.wakeMeansOom;
+    } catch {
+      watch = undefined;
+    }
+  }
+  // Read the baseline only once watching, so nothing between the two is missed.
+  watch ??= await timerSource(opts.intervalMs ?? 250).start(wakeWith(false));
+  const onAbort = (): void => waiter?.();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    let prev = await read();
+    if (prev === undefined) return;
+    let episodes = prev.oom ?? 0;
+    /** When an OOM without a counted kill was first seen (waiting for its kill). */
+    let pendingSince: number | undefined;
+    while (!signal?.aborted) {
+      if (!woken) {
+        const timeout =
+          pendingSince === undefined ? undefined : Math.max(0, Math.min(PENDING_RECHECK_MS, pendingSince + OOM_KILL_GRACE_MS - Date.now()));
+        await new Promise<void>((resolve) => {
+          const t = timeout === undefined ? undefined : setTimeout(resolve, timeout);
+          waiter = () => {
+            if (t) clearTimeout(t);
+            resolve();
+          };
+        });
+        waiter = undefined;
+      }
+      if (signal?.aborted) return;
+      const notified = wakeOom && wakeMeansOom;
+      woken = false;
+      wakeOom = false;
+      const cur = await read();
+      if (cur === undefined) {
+        // The cgroup went away while an OOM it signalled waited for its kill: still an OOM.
+        if (pendingSince !== undefined) yield { kind: 'oom', count: episodes + 1 };
+        return;
+      }
+      if (cur.oomKill > prev.oomKill) {
+        pendingSince = undefined;
+        if (cur.oom !== undefined) episodes = cur.oom;
+        yield { kind: 'oom_kill', count: cur.oomKill };
+      } else {
+        const signalled = notified || (cur.oom !== undefined && cur.oom > (prev.oom ?? 0)) || (cur.underOom === true && !prev.underOom);
+        if (signalled && pendingSince === undefined) pendingSince = Date.now();
+        if (pendingSince !== undefined && Date.now() - pendingSince >= OOM_KILL_GRACE_MS) {
+          pendingSince = undefined;
+          episodes = cur.oom !== undefined && cur.oom > episodes ? cur.oom : episodes + 1;
+          yield { kind: 'oom', count: episodes };
+        }
+      }
+      prev = cur;
+    }
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+    watch.close();
+  }
+}
+
+/** The polling-only stream (kept for callers that want no event source). */
+export function pollOomEvents(
   read: () => Promise<OomCounters | undefined>,
   opts: OomEventOptions = {},
 ): AsyncGenerator<OomEvent, void, undefined> {
-  const interval = opts.intervalMs ?? 250;
-  let prev = await read();
-  if (prev === undefined) return;
-  let episodes = prev.oom ?? 0;
-  while (!opts.signal?.aborted) {
-    await wait(interval, opts.signal);
-    if (opts.signal?.aborted) return;
-    const cur = await read();
-    if (cur === undefined) return;
-    if (cur.oomKill > prev.oomKill) {
-      if (cur.oom !== undefined) episodes = cur.oom;
-      yield { kind: 'oom_kill', count: cur.oomKill };
-    } else if (cur.oom !== undefined && cur.oom > (prev.oom ?? 0)) {
-      episodes = cur.oom;
-      yield { kind: 'oom', count: episodes };
-    } else if (cur.underOom && !prev.underOom) {
-      episodes++;
-      yield { kind: 'oom', count: episodes };
-    }
-    prev = cur;
-  }
+  return oomEventStream(read, undefined, opts);
 }

@@ -7,10 +7,12 @@
 // Host facts this suite adapts to (and asserts the runc-equivalent outcome for): cgroup v1
 // hierarchies with or without hugetlb / net_cls / net_prio, the rootfs disk's IO scheduler
 // (BFQ or not), whether the cpu controller has real-time group scheduling.
-import { ChildProcess } from 'node:child_process';
+import { ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { createCgroupManager } from '../../runtime/cgroups/manager';
 import type { LinuxResources, Spec } from '../../runtime/spec/types';
 import {
   cleanupRuntimeRoot,
@@ -19,6 +21,7 @@ import {
   makeBundle,
   parseErrno,
   parseKeyValues,
+  repoRoot,
   requireCgroupV1,
   requireFixtures,
   requireRoot,
@@ -43,6 +46,8 @@ const isRunc = runtimeName() === 'runc';
 
 const MiB = 1024 * 1024;
 const CGROUP_ROOT = '/sys/fs/cgroup';
+/** The payload on the host (for processes the tests put into cgroups themselves). */
+const HOST_VKTEST = path.join(repoRoot(), 'build', 'vktest');
 
 // ---------------------------------------------------------------------------------------
 // Helpers: container state, the host's view of a container's cgroups.
@@ -669,6 +674,61 @@ describeIf(ok)(`resources (${runtimeName()})`, () => {
         await runRuntimeOk(['delete', '--force', b.id]);
         expectNoCgroups(b.id, dirs);
       }));
+
+    it('OOM notifications are event-driven (eventfd on memory.oom_control): every kill is reported at once, not by polling', async () => {
+      // The runtime library's watcher, as `events` and the shim use it, with a poll interval
+      // far longer than the test: only the kernel's notification can deliver in time.
+      const id = `vkt-oom-${process.pid}-${Date.now().toString(36)}`;
+      const m = createCgroupManager({ id, cgroupsPath: `/${id}`, warn: () => undefined });
+      await m.create({ memory: { limit: 32 * MiB, swap: 32 * MiB } });
+      const ac = new AbortController();
+      const seen: { kind: string; count: number; at: number }[] = [];
+      const watching = (async () => {
+        for await (const ev of m.oomEvents({ intervalMs: 600_000, signal: ac.signal })) seen.push({ ...ev, at: Date.now() });
+      })();
+      /** Runs a 64 MiB hog in the cgroup; resolves with its exit signal and the time it was released. */
+      const hog = async (): Promise<{ signal: string | null; released: number }> => {
+        const child = spawn('/bin/sh', ['-c', `read go; exec ${HOST_VKTEST} memhog 64`], { stdio: ['pipe', 'ignore', 'ignore'] });
+        await m.addProcess(child.pid!);
+        const released = Date.now();
+        child.stdin!.end('go\n');
+        const [, signal] = (await once(child, 'exit')) as [number | null, string | null];
+        return { signal, released };
+      };
+      try {
+        await sleep(100); // the watch is set up before the first read of the counters
+        const first = await hog();
+        expect(first.signal).toBe('SIGKILL');
+        expect(await until(() => seen.length >= 1, 3000)).toBe(true);
+        const second = await hog();
+        expect(second.signal).toBe('SIGKILL');
+        expect(await until(() => seen.length >= 2, 3000)).toBe(true);
+        expect(seen.map((e) => `${e.kind}:${e.count}`)).toEqual(['oom_kill:1', 'oom_kill:2']);
+        expect(seen[0].at - first.released).toBeLessThan(3000);
+        expect(seen[1].at - second.released).toBeLessThan(3000);
+        expect(await m.oomKillCount()).toBe(2);
+      } finally {
+        ac.abort();
+        await watching;
+        await m.destroy();
+      }
+      expect(await m.exists()).toBe(false);
+    });
+
+    it('the OOM watcher ends by itself when the cgroup is removed (the eventfd fires on removal)', async () => {
+      const id = `vkt-oomrm-${process.pid}-${Date.now().toString(36)}`;
+      const m = createCgroupManager({ id, cgroupsPath: `/${id}`, warn: () => undefined });
+      await m.create({ memory: { limit: 32 * MiB } });
+      const events: string[] = [];
+      const watching = (async () => {
+        for await (const ev of m.oomEvents({ intervalMs: 600_000 })) events.push(ev.kind);
+        return 'ended';
+      })();
+      await sleep(100);
+      await m.destroy();
+      expect(await Promise.race([watching, sleep(5000).then(() => 'still watching')])).toBe('ended');
+      expect(events).toEqual([]);
+    });
 
     it('a fork bomb stops at pids.max', () =>
       withLeakCheck(async () => {

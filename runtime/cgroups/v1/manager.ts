@@ -16,7 +16,7 @@ import {
 } from '../fs';
 import { parseCgroupMounts, parseSelfCgroup, type Host } from '../host';
 import type { CgroupDescription, CgroupManager, FreezerState } from '../manager';
-import { pollOomEvents, type OomEvent, type OomEventOptions } from '../oom';
+import { eventfdOomSource, oomEventStream, type OomEvent, type OomEventOptions } from '../oom';
 import { resolveInnerPath, v1Dir } from '../paths';
 import { readV1Stats, type CgroupStats } from '../stats';
 import { validateResources } from '../validate';
@@ -423,10 +423,14 @@ export class V1Manager implements CgroupManager {
   oomEvents(opts?: OomEventOptions): AsyncIterable<OomEvent> {
     const mem = this.dirOf('memory');
     const ctx = this.ctx(false);
-    return pollOomEvents(async () => {
-      if (!mem) return undefined;
-      const oc = await readOomControl(ctx, mem);
-      return oc === undefined ? undefined : { oomKill: oc.oomKill, underOom: oc.underOom };
-    }, opts);
+    return oomEventStream(
+      async () => {
+        if (!mem) return undefined;
+        const oc = await readOomControl(ctx, mem);
+        return oc === undefined ? undefined : { oomKill: oc.oomKill, underOom: oc.underOom };
+      },
+      mem ? eventfdOomSource(this.d.fs, mem) : undefined,
+      opts,
+    );
   }
 }

@@ -18,7 +18,7 @@ import {
 } from '../fs';
 import { parseCgroupMounts, parseSelfCgroup } from '../host';
 import type { CgroupDescription, CgroupManager, FreezerState } from '../manager';
-import { pollOomEvents, type OomCounters, type OomEvent, type OomEventOptions } from '../oom';
+import { inotifyOomSource, oomEventStream, type OomCounters, type OomEvent, type OomEventOptions } from '../oom';
 import { resolveInnerPath, v2Dir } from '../paths';
 import { readV2Stats, type CgroupStats } from '../stats';
 import { validateResources } from '../validate';
@@ -264,6 +264,6 @@ export class V2Manager implements CgroupManager {
   }
 
   oomEvents(opts?: OomEventOptions): AsyncIterable<OomEvent> {
-    return pollOomEvents(() => this.readOom(), opts);
+    return oomEventStream(() => this.readOom(), inotifyOomSource(this.st.dir), opts);
   }
 }
