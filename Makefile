@@ -38,7 +38,7 @@ node_modules: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch node_modules
 
-native: build/vkinit build/vktest build/vknative.node build/vkseccomp build/vkfs build/vkagent build/containerd-shim-vkernel-v2 build/revision
+native: build/vkinit build/vktest build/vknative.node build/vkseccomp build/vkfs build/vkagent build/libvkpreload.so build/containerd-shim-vkernel-v2 build/revision
 
 VKFS_SRCS := $(wildcard runtime/vkernel/vkfs/*.c)
 VKFS_HDRS := $(wildcard runtime/vkernel/vkfs/*.h)
@@ -48,10 +48,16 @@ build/vkfs: $(VKFS_SRCS) $(VKFS_HDRS)
 	$(CC) $(CFLAGS) -Wno-format-truncation $(shell pkg-config --cflags fuse3) -o $@ $(VKFS_SRCS) $(shell pkg-config --libs fuse3)
 
 # vkagent: the syscall supervisor (seccomp user notification); shares the cgroup rules with vkfs.
-VKAGENT_SRCS := runtime/vkernel/agent/vkagent.c runtime/vkernel/vkfs/util.c runtime/vkernel/vkfs/conf.c runtime/vkernel/vkfs/cgroup.c
-build/vkagent: $(VKAGENT_SRCS) $(VKFS_HDRS)
+VKAGENT_SRCS := runtime/vkernel/agent/vkagent.c runtime/vkernel/agent/trace.c runtime/vkernel/vkfs/util.c runtime/vkernel/vkfs/conf.c runtime/vkernel/vkfs/cgroup.c
+build/vkagent: $(VKAGENT_SRCS) $(VKFS_HDRS) runtime/vkernel/agent/agent.h
 	@mkdir -p build
 	$(CC) $(CFLAGS) -Wno-format-truncation -o $@ $(VKAGENT_SRCS) -lm
+
+# libvkpreload: the LD_PRELOAD fallback (dynamic glibc binaries): sysinfo, sched_getaffinity,
+# get_nprocs(_conf) from the container's view files.
+build/libvkpreload.so: runtime/vkernel/preload/vkpreload.c
+	@mkdir -p build
+	$(CC) $(CFLAGS) -shared -fPIC -o $@ $< -ldl
 
 # The binary containerd runs: forwards the action to the shim manager, or execs the Node
 # cold path when none answers. No logic of its own; node and the package root are baked in.
@@ -133,6 +139,7 @@ install: all build/containerd-shim-vkernel-v2.install
 	cd $(DESTDIR)$(LIBDIR) && npm ci --omit=dev --no-audit --no-fund --loglevel=error
 	install -m 0755 build/vkinit build/vkseccomp build/vkfs build/vkagent $(DESTDIR)$(LIBDIR)/build/
 	install -m 0644 build/vknative.node build/vkernel.js $(DESTDIR)$(LIBDIR)/build/
+	install -m 0644 build/libvkpreload.so $(DESTDIR)$(LIBDIR)/build/
 	install -m 0755 build/vkernel-launch.js $(DESTDIR)$(LIBDIR)/build/
 	printf '#!/bin/sh\nexec %s %s/build/vkernel-launch.js "$$@"\n' "$(NODE)" "$(LIBDIR)" > $(DESTDIR)$(PREFIX)/bin/vkernel
 	chmod 0755 $(DESTDIR)$(PREFIX)/bin/vkernel

@@ -10,7 +10,7 @@ import { action, type GlobalArgs } from '../context';
 
 export const featuresCommand: CommandModule<GlobalArgs, GlobalArgs> = {
   command: 'features',
-  describe: 'show the OCI features this runtime supports',
+  describe: 'show the OCI features this runtime supports (and the vkernel layer on this host)',
   handler: action(async () => {
     process.stdout.write(JSON.stringify(features(Object.keys(CAPABILITIES)), null, '    ') + '\n');
   }),

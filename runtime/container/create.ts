@@ -17,7 +17,7 @@ import { agentMessage } from '../seccomp/agent-message';
 import { compileSeccomp } from '../seccomp/compile';
 import { parseViewPolicy } from '../vkernel/policy';
 import { startView, stopView } from '../vkernel/view';
-import { agentMetadata, ensureFilterFile, FILTER_FLAGS, saveFilterRecord, startAgent, stopAgent, syscallLayerWanted } from '../vkernel/syscalls';
+import { setupSyscallLayer, stopAgent, type SyscallLayer } from '../vkernel/syscalls';
 import { viewDir } from './view-dir';
 import { loadBundle } from '../spec/load';
 import type { OciState, Seccomp } from '../spec/types';
@@ -94,6 +94,7 @@ export async function create(ctx: RuntimeContext, opts: CreateOptions): Promise<
       capLastCap: ctx.sys.capLastCap(),
     });
     trace('plan built');
+    let syscalls: SyscallLayer | undefined;
     if (viewPolicy.view) {
       const view = await startView({ id: opts.id, stateDir: viewDir(store, opts.id), cgroup: cgroup.describe(), policy: viewPolicy });
       undo.push('stop the vkernel view', () => stopView(viewDir(store, opts.id)));
@@ -101,39 +102,30 @@ export async function create(ctx: RuntimeContext, opts: CreateOptions): Promise<
       // After every spec mount, so the container's own /proc and /sys are there to cover.
       plan.mounts.push(...view.mounts);
       trace(`view started (${view.mode})`);
-      const layer = syscallLayerWanted(viewPolicy);
-      // A second listener would get EBUSY (has_duplicate_listener): the container's own
-      // agent wins and the syscall view is off (ptrace / LD_PRELOAD fallbacks: not yet).
-      if (layer.want && seccompBpf?.listener) {
-        log.debug('vkernel syscalls: off (the container\'s seccomp profile has its own listener)');
-      } else if (layer.want) {
-        const dir = agentDir(ctx, opts.id);
-        undo.push('stop the vkernel agent', () => stopAgent(dir));
-        try {
-          const agent = await startAgent(dir);
-          plan.vkernelFilter = {
-            bpf: ensureFilterFile(store.root),
-            flags: FILTER_FLAGS,
-            agent: agent.socket,
-            metadata: agentMetadata({ id: opts.id, policy: viewPolicy, viewConf: path.join(viewDir(store, opts.id), 'vkfs.conf') }),
-          };
-          saveFilterRecord(dir, plan.vkernelFilter);
-          trace('vkernel agent started');
-        } catch (err) {
-          // Fail open: the container runs, with host sysinfo / affinity.
-          await stopAgent(dir);
-          log.warn(`vkernel syscalls: off (${(err as Error).message})`);
-        }
-      } else if (viewPolicy.mode !== 'off' && viewPolicy.mode !== 'auto') {
-        log.warn(`vkernel syscalls: ${layer.reason}`);
-      } else {
-        log.debug(`vkernel syscalls: off (${layer.reason})`);
-      }
+      // notify → ptrace → preload (io.vkernel.mode); logged there, never fatal here.
+      const dir = agentDir(ctx, opts.id);
+      undo.push('stop the vkernel agent', () => stopAgent(dir));
+      syscalls = await setupSyscallLayer(plan, {
+        id: opts.id,
+        root: store.root,
+        dir,
+        policy: viewPolicy,
+        viewConf: path.join(viewDir(store, opts.id), 'vkfs.conf'),
+        seccomp: seccompBpf,
+        log,
+      });
+      trace(`vkernel syscalls: ${syscalls.mode}`);
     }
     if (seccompBpf) {
       plan.seccompBpf = seccompBpf.path;
       plan.seccompFlags = seccompBpf.flags;
       plan.seccompListener = seccompBpf.listener?.path;
+    }
+    // ptrace mode: the container's filter with the trace rules folded in (create only: exec
+    // keeps <state>/seccomp.bpf, its processes have no tracer).
+    if (syscalls?.seccompBpf) {
+      plan.seccompBpf = syscalls.seccompBpf;
+      plan.seccompFlags = seccompBpf?.flags ?? 0;
     }
     // exec joins the container's keyring unless create was told not to make one.
     if (opts.noNewKeyring) fs.writeFileSync(noNewKeyringMarker(ctx, opts.id), '');
@@ -195,6 +187,11 @@ export async function create(ctx: RuntimeContext, opts: CreateOptions): Promise<
         ? (pid) => agentMessage(stateFor(pid, 'creating'), pid, seccompBpf.listener?.metadata)
         : undefined,
     });
+    // ptrace mode: seize the init while it waits for `start` (nothing of the workload ran).
+    if (syscalls?.attach) {
+      await syscalls.attach(record.pid);
+      trace('vkernel tracer attached');
+    }
     store.save(record);
     trace('init ready, state saved');
     if (opts.pidFile) writeFileAtomic(opts.pidFile, String(record.pid), 0o644);

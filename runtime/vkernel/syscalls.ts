@@ -1,23 +1,34 @@
-// The vkernel syscall layer: seccomp user notification for cold syscalls (sysinfo,
-// sched_getaffinity), served by build/vkagent (runtime/vkernel/agent/vkagent.c).
+// The vkernel syscall layer: cold syscalls (sysinfo, sched_getaffinity) answered from the
+// container's cgroup, by one of three mechanisms (docs/vkernel-syscalls.md):
 //
-// Per container (CLI path): create starts one agent (keeper + worker) in the container's
-// state dir when the view is on and io.vkernel.mode is auto or notify; vkinit loads the
-// fixed filter below as the last filter before execve and hands the listener to the agent
-// over the OCI seccomp agent protocol; delete stops the agent. `vkernel agent --socket P`
-// runs the same agent for runc / crun (linux.seccomp.listenerPath).
+//   notify   seccomp user notification served by build/vkagent (agent/vkagent.c). create
+//            starts one agent (keeper + worker) in the container's state dir; vkinit loads
+//            the fixed filter below as the last filter before execve and hands the listener
+//            to the agent over the OCI seccomp agent protocol; delete stops the agent.
+//            `vkernel agent --socket P` runs the same agent for runc / crun.
+//   ptrace   SECCOMP_RET_TRACE for the same calls (merged into the container's own filter),
+//            and `vkagent trace` (agent/trace.c) seized on the init before start.
+//   preload  build/libvkpreload.so bind-mounted into the container and put in LD_PRELOAD
+//            (dynamic glibc binaries only).
+//
+// `auto` takes the first usable one in that order (selectSyscallMode, probeSyscallHost).
 import { spawn } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
+import type { InitPlan, PlanMount } from '../init/plan-types';
 import { buildPath } from '../paths';
+import { MS_BIND, MS_NODEV, MS_NOSUID, MS_RDONLY } from '../spec/mount-options';
 import type { ViewPolicy } from './policy';
 
 export const SOCKET = 'vkagent.sock';
 const PIDFILE = 'vkagent.pid';
 const LOG = 'vkagent.log';
 const FILTER = 'vkernel-notify.bpf';
+const TRACE_FILTER = 'vkernel-trace.bpf';
+const TRACE_PIDFILE = 'vktrace.pid';
+const TRACE_BPF = 'trace.bpf';
 
 /** SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (vkinit drops the latter on EINVAL). */
 export const FILTER_FLAGS = (1 << 3) | (1 << 5);
@@ -27,20 +38,22 @@ const NR_SYSINFO = 99;
 const NR_SCHED_GETAFFINITY = 204;
 const RET_ALLOW = 0x7fff0000;
 const RET_USER_NOTIF = 0x7fc00000;
+/** SECCOMP_RET_TRACE with our data (0x766b, "vk"): the tracer ignores other TRACE stops. */
+export const RET_TRACE_VK = 0x7ff00000 | 0x766b;
+const BPF_RET_K = 0x06;
+const BPF_JA = 0x05;
+const BPF_MAXINSNS = 4096;
 
-/**
- * The fixed filter (x86_64): sysinfo and sched_getaffinity -> USER_NOTIF, everything else
- * (and every other arch / x32) ALLOW. Same bytes as `vkagent filter`.
- */
-export function notifyFilter(): Buffer {
+/** Our filter (x86_64): sysinfo and sched_getaffinity -> `ret`, all else (other arches, x32) ALLOW. */
+function coldFilter(ret: number): Buffer {
   const ins: Array<[number, number, number, number]> = [
     [0x20, 0, 0, 4], // ld [arch]
     [0x15, 0, 3, AUDIT_ARCH_X86_64], // jeq x86_64, else allow
     [0x20, 0, 0, 0], // ld [nr]
     [0x15, 2, 0, NR_SYSINFO],
     [0x15, 1, 0, NR_SCHED_GETAFFINITY],
-    [0x06, 0, 0, RET_ALLOW],
-    [0x06, 0, 0, RET_USER_NOTIF],
+    [BPF_RET_K, 0, 0, RET_ALLOW],
+    [BPF_RET_K, 0, 0, ret],
   ];
   const b = Buffer.alloc(ins.length * 8);
   ins.forEach(([code, jt, jf, k], i) => {
@@ -52,24 +65,148 @@ export function notifyFilter(): Buffer {
   return b;
 }
 
+/** The notify filter: USER_NOTIF for the cold list. Same bytes as `vkagent filter`. */
+export function notifyFilter(): Buffer {
+  return coldFilter(RET_USER_NOTIF);
+}
+
+/** The ptrace filter: RET_TRACE_VK for the cold list. Same bytes as `vkagent trace-filter`. */
+export function traceFilter(): Buffer {
+  return coldFilter(RET_TRACE_VK);
+}
+
+/**
+ * The container's own program with the trace filter folded in (one filter, so no second
+ * listener and no second filter load): every `ret ALLOW` becomes a jump to traceFilter()
+ * appended at the end, so the cold calls the profile allows are traced and every other
+ * verdict (ERRNO, KILL, the profile's own NOTIFY ...) is unchanged. Same length plus 7; a
+ * jump replaces a return one for one, so no offset moves. Undefined when too long.
+ */
+export function mergeTraceFilter(prog: Buffer): Buffer | undefined {
+  if (prog.length === 0 || prog.length % 8 !== 0) return undefined;
+  const n = prog.length / 8;
+  const tail = traceFilter();
+  if (n + tail.length / 8 > BPF_MAXINSNS) return undefined;
+  const out = Buffer.concat([prog, tail]);
+  for (let i = 0; i < n; i++) {
+    if (out.readUInt16LE(i * 8) === BPF_RET_K && out.readUInt32LE(i * 8 + 4) === RET_ALLOW) {
+      out.writeUInt16LE(BPF_JA, i * 8);
+      out.writeUInt8(0, i * 8 + 2);
+      out.writeUInt8(0, i * 8 + 3);
+      out.writeUInt32LE(n - i - 1, i * 8 + 4); // to the tail's first instruction
+    }
+  }
+  return out;
+}
+
 export function vkagentPath(): string {
   return buildPath('vkagent');
 }
 
-/** Whether this container gets the notify layer, and why not. */
-export function syscallLayerWanted(policy: ViewPolicy, arch: string = process.arch): { want: boolean; reason?: string } {
-  if (!policy.view) return { want: false, reason: 'view off' };
-  if (policy.mode === 'off') return { want: false, reason: 'io.vkernel.mode=off' };
-  if (policy.mode === 'ptrace' || policy.mode === 'preload') return { want: false, reason: `mode ${policy.mode} is not implemented` };
-  if (arch !== 'x64') return { want: false, reason: `no filter for ${arch}` };
-  if (!fs.existsSync(vkagentPath())) return { want: false, reason: `${vkagentPath()} is missing (make native)` };
-  return { want: true };
+export function preloadLibPath(): string {
+  return buildPath('libvkpreload.so');
+}
+
+// ---- which mechanism ----
+
+export const LAYER_MODES = ['notify', 'ptrace', 'preload'] as const;
+export type LayerMode = (typeof LAYER_MODES)[number];
+
+/** What the host offers the syscall layer (probeSyscallHost; tests inject their own). */
+export interface SyscallProbe {
+  arch: string;
+  /** /proc/sys/kernel/seccomp/actions_avail */
+  seccompActions: string[];
+  /** build/vkagent exists */
+  agent: boolean;
+  /** build/libvkpreload.so exists */
+  preloadLib: boolean;
+  /** undefined: this process may ptrace the containers; else why not */
+  ptraceBlocked?: string;
+}
+
+let cachedProbe: SyscallProbe | undefined;
+
+/** A few file reads, cached per process. */
+export function probeSyscallHost(): SyscallProbe {
+  if (cachedProbe) return cachedProbe;
+  const read = (f: string) => {
+    try {
+      return fs.readFileSync(f, 'utf8');
+    } catch {
+      return undefined;
+    }
+  };
+  let ptraceBlocked: string | undefined;
+  const capEff = /\nCapEff:\s*([0-9a-f]+)/.exec(read('/proc/self/status') ?? '')?.[1];
+  if (capEff === undefined || !(BigInt(`0x${capEff}`) & (1n << 19n))) ptraceBlocked = 'no CAP_SYS_PTRACE';
+  if ((read('/proc/sys/kernel/yama/ptrace_scope') ?? '').trim() === '3') ptraceBlocked = 'ptrace disabled (yama ptrace_scope 3)';
+  cachedProbe = {
+    arch: process.arch,
+    seccompActions: (read('/proc/sys/kernel/seccomp/actions_avail') ?? '').trim().split(/\s+/).filter(Boolean),
+    agent: fs.existsSync(vkagentPath()),
+    preloadLib: fs.existsSync(preloadLibPath()),
+    ptraceBlocked,
+  };
+  return cachedProbe;
+}
+
+export interface ModeCheck {
+  ok: boolean;
+  reason?: string;
+}
+
+/** Whether each mechanism can serve a container on this host (and this container). */
+export function checkModes(probe: SyscallProbe, container: { listener?: boolean; traceable?: boolean } = {}): Record<LayerMode, ModeCheck> {
+  const no = (reason: string): ModeCheck => ({ ok: false, reason });
+  const agent = probe.agent ? undefined : `${vkagentPath()} is missing (make native)`;
+  const x64 = probe.arch === 'x64' ? undefined : `no filter for ${probe.arch} (x86_64 only)`;
+  const notify =
+    x64 ??
+    (probe.seccompActions.includes('user_notif') ? undefined : 'the kernel has no seccomp user notification') ??
+    agent ??
+    (container.listener ? "the container's seccomp profile has its own listener (a second one is EBUSY)" : undefined);
+  const ptrace =
+    x64 ??
+    (probe.seccompActions.includes('trace') ? undefined : 'the kernel has no SECCOMP_RET_TRACE') ??
+    agent ??
+    probe.ptraceBlocked ??
+    (container.traceable === false ? "the container's seccomp program is too long to add the trace rules" : undefined);
+  const preload = probe.preloadLib ? undefined : `${preloadLibPath()} is missing (make native)`;
+  return {
+    notify: notify ? no(notify) : { ok: true },
+    ptrace: ptrace ? no(ptrace) : { ok: true },
+    preload: preload ? no(preload) : { ok: true },
+  };
+}
+
+export interface ModeSelection {
+  /** Mechanisms to try, best first (empty: the layer is off). */
+  modes: LayerMode[];
+  /** Why the better ones (or all) were not taken. */
+  reason?: string;
+  /** auto had to settle for less than notify, or a forced mode is unavailable. */
+  degraded: boolean;
+}
+
+/** io.vkernel.mode → what to try: auto = notify → ptrace → preload → off; a forced mode alone. */
+export function selectSyscallMode(policy: ViewPolicy, checks: Record<LayerMode, ModeCheck>): ModeSelection {
+  if (!policy.view) return { modes: [], reason: 'view off', degraded: false };
+  if (policy.mode === 'off') return { modes: [], reason: 'io.vkernel.mode=off', degraded: false };
+  const why = (m: LayerMode) => `${m}: ${checks[m].reason}`;
+  if (policy.mode !== 'auto') {
+    const m = policy.mode;
+    return checks[m].ok ? { modes: [m], degraded: false } : { modes: [], reason: `io.vkernel.mode=${m} unavailable (${checks[m].reason})`, degraded: true };
+  }
+  const modes = LAYER_MODES.filter((m) => checks[m].ok);
+  const skipped = LAYER_MODES.slice(0, modes.length ? LAYER_MODES.indexOf(modes[0]) : LAYER_MODES.length);
+  return { modes, reason: skipped.length ? skipped.map(why).join('; ') : undefined, degraded: skipped.length > 0 };
 }
 
 /** The filter file, written once per state root. */
-export function ensureFilterFile(root: string): string {
-  const file = path.join(root, '.vkernel', FILTER);
-  const want = notifyFilter();
+export function ensureFilterFile(root: string, kind: 'notify' | 'trace' = 'notify'): string {
+  const file = path.join(root, '.vkernel', kind === 'notify' ? FILTER : TRACE_FILTER);
+  const want = kind === 'notify' ? notifyFilter() : traceFilter();
   try {
     if (fs.readFileSync(file).equals(want)) return file;
   } catch {
@@ -104,21 +241,37 @@ export interface AgentHandle {
 }
 
 /** Starts `vkagent serve` detached; resolves once it listens. */
-export function startAgent(stateDir: string, opts: { socket?: string; timeoutMs?: number; binary?: string } = {}): Promise<AgentHandle> {
+export async function startAgent(stateDir: string, opts: { socket?: string; timeoutMs?: number; binary?: string } = {}): Promise<AgentHandle> {
   const dir = path.resolve(stateDir);
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const socket = opts.socket ?? agentSocketPath(dir);
   fs.writeFileSync(path.join(dir, 'vkagent.socket'), socket);
-  const timeoutMs = opts.timeoutMs ?? 5000;
+  const pid = await spawnReady(opts.binary ?? vkagentPath(), ['serve', '--socket', socket, '--pidfile', path.join(dir, PIDFILE)], dir, opts.timeoutMs);
+  return { socket, pid };
+}
+
+/**
+ * Starts `vkagent trace` on the container init `pid` (held at the exec FIFO: nothing of the
+ * workload has run yet); resolves once the init is seized. Returns the keeper's pid.
+ */
+export function startTracer(stateDir: string, pid: number, metadata: string, opts: { timeoutMs?: number; binary?: string } = {}): Promise<number> {
+  const dir = path.resolve(stateDir);
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return spawnReady(
+    opts.binary ?? vkagentPath(),
+    ['trace', '--pid', String(pid), '--meta', metadata, '--pidfile', path.join(dir, TRACE_PIDFILE)],
+    dir,
+    opts.timeoutMs,
+  );
+}
+
+/** Spawns a vkagent mode detached (log in dir) and waits for its `ok PID` line on fd 3. */
+function spawnReady(binary: string, args: string[], dir: string, timeoutMs = 5000): Promise<number> {
   return new Promise((resolve, reject) => {
     const log = fs.openSync(path.join(dir, LOG), 'a', 0o644);
     let child;
     try {
-      child = spawn(opts.binary ?? vkagentPath(), ['serve', '--socket', socket, '--pidfile', path.join(dir, PIDFILE), '--ready-fd', '3'], {
-        detached: true,
-        stdio: ['ignore', log, log, 'pipe'],
-        cwd: '/',
-      });
+      child = spawn(binary, [...args, '--ready-fd', '3'], { detached: true, stdio: ['ignore', log, log, 'pipe'], cwd: '/' });
     } finally {
       fs.closeSync(log);
     }
@@ -140,16 +293,17 @@ export function startAgent(stateDir: string, opts: { socket?: string; timeoutMs?
           }
         }
         reject(err);
-      } else resolve({ socket, pid: pid! });
+      } else resolve(pid!);
     };
-    const timer = setTimeout(() => finish(new Error(`vkagent did not answer within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(() => finish(new Error(`vkagent ${args[0]} did not answer within ${timeoutMs} ms`)), timeoutMs);
     pipe.setEncoding('utf8');
     pipe.on('data', (d: string) => {
       text += d;
       const m = /^ok (\d+)\n/.exec(text);
       if (m) finish(undefined, Number(m[1]));
+      else if (/^error .*\n/.test(text)) finish(new Error(`vkagent ${args[0]}: ${text.trim().slice(6)}`));
     });
-    pipe.on('end', () => finish(new Error(`vkagent exited before it was ready${text ? `: ${text.trim()}` : ''}`)));
+    pipe.on('end', () => finish(new Error(`vkagent ${args[0]} exited before it was ready${text ? `: ${text.trim()}` : ''}`)));
     child.on('error', (e) => finish(e));
   });
 }
@@ -164,43 +318,46 @@ function alive(pid: number): boolean {
   }
 }
 
-function isAgent(pid: number, socket: string): boolean {
+function isAgent(pid: number, verb: 'serve' | 'trace', marker: string): boolean {
   try {
     const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    return argv.includes('serve') && argv.includes(socket);
+    return argv[1] === verb && argv.includes(marker);
   } catch {
     return false;
   }
 }
 
-/** The agent's keeper and worker pids (from its pidfile; only live vkagent processes). */
-export function agentPids(stateDir: string): number[] {
-  const dir = path.resolve(stateDir);
-  let socket = '';
-  let pids: number[] = [];
+function livePids(pidfile: string, verb: 'serve' | 'trace', marker: string): number[] {
+  let pids: number[];
   try {
-    socket = fs.readFileSync(path.join(dir, 'vkagent.socket'), 'utf8');
-    pids = fs.readFileSync(path.join(dir, PIDFILE), 'utf8').trim().split(/\s+/).map(Number);
+    pids = fs.readFileSync(pidfile, 'utf8').trim().split(/\s+/).map(Number);
   } catch {
     return [];
   }
-  return pids.filter((p) => Number.isInteger(p) && p > 0 && alive(p) && isAgent(p, socket));
+  return pids.filter((p) => Number.isInteger(p) && p > 0 && alive(p) && isAgent(p, verb, marker));
+}
+
+/** The tracer's keeper and worker pids (ptrace mode; only live `vkagent trace` processes). */
+export function tracerPids(stateDir: string): number[] {
+  const pidfile = path.join(path.resolve(stateDir), TRACE_PIDFILE);
+  return livePids(pidfile, 'trace', pidfile);
+}
+
+/** The agent's keeper and worker pids (from its pidfile; only live vkagent processes). */
+export function agentPids(stateDir: string): number[] {
+  const dir = path.resolve(stateDir);
+  let socket: string;
+  try {
+    socket = fs.readFileSync(path.join(dir, 'vkagent.socket'), 'utf8');
+  } catch {
+    return [];
+  }
+  return livePids(path.join(dir, PIDFILE), 'serve', socket);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Stops the agent of stateDir (keeper first: it kills its worker and removes the socket). */
-export async function stopAgent(stateDir: string): Promise<void> {
-  const dir = path.resolve(stateDir);
-  let socket: string | undefined;
-  try {
-    socket = fs.readFileSync(path.join(dir, 'vkagent.socket'), 'utf8');
-  } catch {
-    return;
-  }
-  // SIGKILL both: the keeper's own cleanup (socket, conf files) is redone below, and its
-  // listeners only serve this container, which is gone or being deleted.
-  const pids = agentPids(dir);
+async function killAll(pids: number[]): Promise<void> {
   for (const p of pids) {
     try {
       process.kill(p, 'SIGKILL');
@@ -209,6 +366,25 @@ export async function stopAgent(stateDir: string): Promise<void> {
     }
   }
   for (let i = 0; i < 500 && pids.some(alive); i++) await sleep(2);
+}
+
+/** Stops the agent or the tracer of stateDir and removes their files. */
+export async function stopAgent(stateDir: string): Promise<void> {
+  const dir = path.resolve(stateDir);
+  // The tracer: its tracees (if any are left) are detached by the kernel and run on.
+  await killAll(tracerPids(dir));
+  const tracePid = path.join(dir, TRACE_PIDFILE);
+  for (const f of [tracePid, `${tracePid}.tmp`, path.join(dir, TRACE_BPF)]) fs.rmSync(f, { force: true });
+  fs.rmSync(`${tracePid}.d`, { recursive: true, force: true });
+  let socket: string | undefined;
+  try {
+    socket = fs.readFileSync(path.join(dir, 'vkagent.socket'), 'utf8');
+  } catch {
+    return;
+  }
+  // SIGKILL both: the keeper's own cleanup (socket, conf files) is redone below, and its
+  // listeners only serve this container, which is gone or being deleted.
+  await killAll(agentPids(dir));
   for (const f of [socket, path.join(dir, PIDFILE), path.join(dir, 'vkagent.socket'), path.join(dir, 'filter.json')]) fs.rmSync(f, { force: true });
   fs.rmSync(`${socket}.d`, { recursive: true, force: true });
 }
@@ -233,4 +409,123 @@ export function liveFilterRecord(stateDir: string): FilterRecord | undefined {
   } catch {
     return undefined;
   }
+}
+
+// ---- LD_PRELOAD ----
+
+/** Where the preload library appears in the container (a read-only bind of the host file). */
+export const PRELOAD_DEST = '/.vkernel/libvkpreload.so';
+
+export function preloadMount(lib: string = preloadLibPath()): PlanMount {
+  return {
+    source: lib,
+    destination: PRELOAD_DEST,
+    fstype: 'bind',
+    flags: MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV,
+    propagation: [],
+    data: '',
+    kind: 'file',
+  };
+}
+
+/** The workload's env with our library first in LD_PRELOAD (an existing list is kept after it). */
+export function withPreloadEnv(env: string[]): string[] {
+  const i = env.findIndex((e) => e.startsWith('LD_PRELOAD='));
+  if (i < 0) return [...env, `LD_PRELOAD=${PRELOAD_DEST}`];
+  const old = env[i].slice('LD_PRELOAD='.length);
+  if (old.split(/[:\s]+/).includes(PRELOAD_DEST)) return env;
+  const out = [...env];
+  out[i] = old.trim() ? `LD_PRELOAD=${PRELOAD_DEST}:${old}` : `LD_PRELOAD=${PRELOAD_DEST}`;
+  return out;
+}
+
+// ---- setting a container up ----
+
+export interface SyscallLayerOptions {
+  id: string;
+  /** The state root (shared filter files go to <root>/.vkernel). */
+  root: string;
+  /** The container's agent dir (agent or tracer files; stopAgent removes them). */
+  dir: string;
+  policy: ViewPolicy;
+  /** The view's vkfs.conf (cgroup dirs, rule, start time) for the agent / tracer. */
+  viewConf: string;
+  /** The container's own compiled seccomp filter, if any. */
+  seccomp?: { path: string; flags: number; listener?: unknown };
+  log: { warn(msg: string): void; debug(msg: string): void };
+  probe?: SyscallProbe;
+}
+
+export interface SyscallLayer {
+  mode: LayerMode | 'off';
+  /** ptrace: the filter vkinit loads instead of the container's own (flags unchanged, 0 without one). */
+  seccompBpf?: string;
+  /** ptrace: call once the init is ready (held at the exec FIFO, before start). */
+  attach?: (pid: number) => Promise<void>;
+}
+
+/**
+ * Picks the mechanism (auto: notify → ptrace → preload → off), logs which and why (a
+ * warning when auto degrades or a forced mode is unavailable) and sets it up: plan
+ * records for notify and preload; for ptrace the filter to load and the tracer to attach.
+ * A mechanism that fails to start hands over to the next one (auto only).
+ */
+export async function setupSyscallLayer(plan: InitPlan, o: SyscallLayerOptions): Promise<SyscallLayer> {
+  let ownProg: Buffer | undefined;
+  if (o.seccomp) {
+    try {
+      ownProg = fs.readFileSync(o.seccomp.path);
+    } catch {
+      ownProg = undefined;
+    }
+  }
+  const merged = ownProg ? mergeTraceFilter(ownProg) : undefined;
+  const checks = checkModes(o.probe ?? probeSyscallHost(), { listener: !!o.seccomp?.listener, traceable: !ownProg || !!merged });
+  const sel = selectSyscallMode(o.policy, checks);
+  const metadata = agentMetadata({ id: o.id, policy: o.policy, viewConf: o.viewConf });
+  let why = sel.reason;
+  for (const mode of sel.modes) {
+    const note = `vkernel syscalls: ${mode}${why ? ` (${why})` : ''}`;
+    if (mode !== 'notify' && o.policy.mode === 'auto') o.log.warn(`${note}${mode === 'preload' ? ': dynamic glibc binaries only' : ''}`);
+    else o.log.debug(note);
+    try {
+      if (mode === 'notify') {
+        const agent = await startAgent(o.dir);
+        plan.vkernelFilter = { bpf: ensureFilterFile(o.root), flags: FILTER_FLAGS, agent: agent.socket, metadata };
+        saveFilterRecord(o.dir, plan.vkernelFilter);
+        return { mode };
+      }
+      if (mode === 'ptrace') {
+        let bpf: string;
+        if (merged) {
+          fs.mkdirSync(o.dir, { recursive: true, mode: 0o700 });
+          bpf = path.join(o.dir, TRACE_BPF);
+          fs.writeFileSync(bpf, merged, { mode: 0o644 });
+        } else {
+          bpf = ensureFilterFile(o.root, 'trace');
+        }
+        const dir = o.dir;
+        return {
+          mode,
+          seccompBpf: bpf,
+          // The filter is in place from here on: a traced call without a tracer would fail
+          // (ENOSYS), so a tracer that cannot attach fails the create.
+          attach: async (pid) => {
+            await startTracer(dir, pid, metadata);
+          },
+        };
+      }
+      plan.mounts.push(preloadMount());
+      plan.env = withPreloadEnv(plan.env);
+      return { mode };
+    } catch (err) {
+      await stopAgent(o.dir);
+      why = `${mode} failed: ${(err as Error).message}`;
+      if (o.policy.mode !== 'auto') break;
+    }
+  }
+  const off = `vkernel syscalls: off (${why ?? 'no mechanism'})`;
+  if (sel.degraded || o.policy.mode !== 'auto' || why !== sel.reason) o.log.warn(off);
+  else o.log.debug(off);
+  return { mode: 'off' };
 }

@@ -26,6 +26,7 @@ import {
   vktest,
   type Bundle,
 } from '../harness';
+import { agentDir, alive, LIMITS, MiB, sleep, until } from './helpers/vkernel-syscalls';
 import type { LinuxResources, Spec } from '../../runtime/spec/types';
 
 const VKAGENT = buildPath('vkagent');
@@ -37,18 +38,6 @@ const ok =
   requirement(process.arch === 'x64', 'the notify filter is x86_64 only') &&
   requirement(hasCgroupV1('memory') && hasCgroupV1('cpuset'), 'cgroup v1 memory and cpuset controllers');
 
-const MiB = 1024 * 1024;
-const LIMITS: LinuxResources = { memory: { limit: 256 * MiB }, cpu: { quota: 50000, period: 100000 } };
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(f: () => boolean | Promise<boolean>, ms = 5000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await f()) return true;
-    await sleep(50);
-  }
-  return f();
-}
 
 function withLimits(resources: LinuxResources, annotations: Record<string, string> = {}) {
   return (s: Spec) => {
@@ -57,7 +46,6 @@ function withLimits(resources: LinuxResources, annotations: Record<string, strin
   };
 }
 
-const agentDir = (id: string) => path.join(runtimeRoot(), id, 'agent');
 const bundles: Bundle[] = [];
 afterAll(async () => {
   for (const b of bundles) await b.cleanup().catch(() => undefined);
@@ -206,10 +194,22 @@ describeIf(ok)('vkernel syscalls (vkernel CLI)', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   }, 15_000);
 
-  it('a profile with its own listener keeps it; the container still runs (syscall view off)', async () => {
+  it('a profile with its own listener keeps it; auto falls back to ptrace (vkernel-fallbacks.test.ts)', async () => {
     // the listener socket is never served: NOTIFY only for a syscall nobody calls
     const out = await run(['/bin/sh', '-c', '/vktest sysinfo'], (s) => {
       withLimits(LIMITS)(s);
+      s.linux!.seccomp = {
+        defaultAction: 'SCMP_ACT_ALLOW',
+        listenerPath: startDummyAgent(),
+        syscalls: [{ names: ['acct'], action: 'SCMP_ACT_NOTIFY' }],
+      };
+    });
+    expect(parseKeyValues(out).totalram).toBe(String(256 * MiB));
+  });
+
+  it('io.vkernel.mode=notify under a profile with its own listener: no syscall view, host values', async () => {
+    const out = await run(['/bin/sh', '-c', '/vktest sysinfo'], (s) => {
+      withLimits(LIMITS, { 'io.vkernel.mode': 'notify' })(s);
       s.linux!.seccomp = {
         defaultAction: 'SCMP_ACT_ALLOW',
         listenerPath: startDummyAgent(),
@@ -220,13 +220,6 @@ describeIf(ok)('vkernel syscalls (vkernel CLI)', () => {
   });
 });
 
-function alive(pid: number): boolean {
-  try {
-    return !/\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
 
 function spawnRun(b: Bundle): ChildProcess {
   return spawn(process.execPath, [vkernelCli(), '--root', runtimeRoot(), 'run', '--bundle', b.dir, b.id], { stdio: ['ignore', 'pipe', 'inherit'] });

@@ -8,15 +8,26 @@ import { encodePlan } from '../../runtime/init/plan';
 import type { InitPlan } from '../../runtime/init/plan-types';
 import { buildPath } from '../../runtime/paths';
 import { DEFAULT_POLICY, parseViewPolicy } from '../../runtime/vkernel/policy';
+import { vkernelFeatures } from '../../runtime/features';
+import { nullLogger } from '../../runtime/log';
 import {
   agentMetadata,
   agentSocketPath,
+  checkModes,
   ensureFilterFile,
   FILTER_FLAGS,
   liveFilterRecord,
+  mergeTraceFilter,
+  preloadMount,
+  PRELOAD_DEST,
+  RET_TRACE_VK,
   saveFilterRecord,
   notifyFilter,
-  syscallLayerWanted,
+  selectSyscallMode,
+  setupSyscallLayer,
+  traceFilter,
+  withPreloadEnv,
+  type SyscallProbe,
 } from '../../runtime/vkernel/syscalls';
 
 describe('notifyFilter', () => {
@@ -77,15 +88,212 @@ describe('filter record (exec)', () => {
   });
 });
 
-describe('syscallLayerWanted', () => {
-  test('on by default (x64), off with the view, mode off, other arches, unimplemented modes', () => {
-    const have = fs.existsSync(buildPath('vkagent'));
-    expect(syscallLayerWanted(DEFAULT_POLICY, 'x64').want).toBe(have);
-    expect(syscallLayerWanted(parseViewPolicy({ 'io.vkernel.mode': 'notify' }), 'x64').want).toBe(have);
-    expect(syscallLayerWanted(parseViewPolicy({ 'io.vkernel.view': 'off' }), 'x64')).toEqual({ want: false, reason: 'view off' });
-    expect(syscallLayerWanted(parseViewPolicy({ 'io.vkernel.mode': 'off' }), 'x64').want).toBe(false);
-    expect(syscallLayerWanted(parseViewPolicy({ 'io.vkernel.mode': 'ptrace' }), 'x64').reason).toMatch(/not implemented/);
-    expect(syscallLayerWanted(DEFAULT_POLICY, 'arm64').want).toBe(false);
+// A classic-BPF interpreter for what seccomp programs use here (ld abs, jeq/jgt/jge/jset k,
+// ja, and k, ret k), to check verdicts rather than bytes.
+function runBpf(prog: Buffer, nr: number, arch = 0xc000003e): number {
+  const data = [nr, arch];
+  let a = 0;
+  for (let pc = 0; pc < prog.length / 8; pc++) {
+    const code = prog.readUInt16LE(pc * 8);
+    const jt = prog[pc * 8 + 2];
+    const jf = prog[pc * 8 + 3];
+    const k = prog.readUInt32LE(pc * 8 + 4);
+    if (code === 0x20) a = data[k / 4] >>> 0;
+    else if (code === 0x54) a = (a & k) >>> 0;
+    else if (code === 0x05) pc += k;
+    else if (code === 0x15) pc += a === k ? jt : jf;
+    else if (code === 0x25) pc += a > k ? jt : jf;
+    else if (code === 0x35) pc += a >= k ? jt : jf;
+    else if (code === 0x45) pc += a & k ? jt : jf;
+    else if (code === 0x06) return k;
+    else throw new Error(`opcode ${code.toString(16)} at ${pc}`);
+  }
+  throw new Error('fell off the program');
+}
+
+function prog(ins: Array<[number, number, number, number]>): Buffer {
+  const b = Buffer.alloc(ins.length * 8);
+  ins.forEach(([code, jt, jf, k], i) => {
+    b.writeUInt16LE(code, i * 8);
+    b[i * 8 + 2] = jt;
+    b[i * 8 + 3] = jf;
+    b.writeUInt32LE(k >>> 0, i * 8 + 4);
+  });
+  return b;
+}
+
+const ALLOW = 0x7fff0000;
+const ERRNO_EPERM = 0x00050001;
+const NOTIFY = 0x7fc00000;
+const KILL = 0x80000000;
+const I386 = 0x40000003;
+
+describe('trace filter (ptrace mode)', () => {
+  test('7 instructions, the notify filter with RET_TRACE | 0x766b instead of USER_NOTIF', () => {
+    const b = traceFilter();
+    expect(b.length).toBe(7 * 8);
+    expect(b.subarray(0, 48).equals(notifyFilter().subarray(0, 48))).toBe(true);
+    expect([b.readUInt16LE(48), b.readUInt32LE(52)]).toEqual([0x06, 0x7ff0766b]);
+    expect(RET_TRACE_VK).toBe(0x7ff0766b);
+    expect(runBpf(b, 99)).toBe(RET_TRACE_VK);
+    expect(runBpf(b, 204)).toBe(RET_TRACE_VK);
+    expect(runBpf(b, 39)).toBe(ALLOW);
+    expect(runBpf(b, 99, I386)).toBe(ALLOW);
+    expect(runBpf(b, 99 | 0x40000000)).toBe(ALLOW); // x32
+  });
+
+  const vkagent = buildPath('vkagent');
+  (fs.existsSync(vkagent) ? test : test.skip)('is byte for byte what `vkagent trace-filter` prints', () => {
+    expect(execFileSync(vkagent, ['trace-filter']).equals(traceFilter())).toBe(true);
+  });
+
+  test('ensureFilterFile(root, "trace") writes it next to the notify filter', () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'vkfilter-'));
+    expect(fs.readFileSync(ensureFilterFile(root, 'trace')).equals(traceFilter())).toBe(true);
+    expect(ensureFilterFile(root, 'trace')).not.toBe(ensureFilterFile(root));
+    fs.rmSync(root, { recursive: true });
+  });
+
+  test('merged into a profile: allowed cold calls are traced, every other verdict is the profile\'s', () => {
+    const user = prog([
+      [0x20, 0, 0, 4],
+      [0x15, 0, 6, 0xc000003e], // other arch -> kill
+      [0x20, 0, 0, 0],
+      [0x15, 0, 1, 165], // mount -> EPERM
+      [0x06, 0, 0, ERRNO_EPERM],
+      [0x15, 0, 1, 163], // acct -> notify
+      [0x06, 0, 0, NOTIFY],
+      [0x06, 0, 0, ALLOW],
+      [0x06, 0, 0, KILL],
+    ]);
+    const m = mergeTraceFilter(user)!;
+    expect(m.length).toBe(user.length + traceFilter().length);
+    expect(m.subarray(user.length).equals(traceFilter())).toBe(true);
+    // the one `ret ALLOW` (index 7) became `ja +1` to the tail at index 9
+    expect([m.readUInt16LE(7 * 8), m.readUInt32LE(7 * 8 + 4)]).toEqual([0x05, 1]);
+    for (const [nr, want] of [
+      [99, RET_TRACE_VK],
+      [204, RET_TRACE_VK],
+      [39, ALLOW],
+      [165, ERRNO_EPERM],
+      [163, NOTIFY],
+    ]) {
+      expect(runBpf(m, nr)).toBe(want);
+      if (want !== RET_TRACE_VK) expect(runBpf(m, nr)).toBe(runBpf(user, nr));
+    }
+    expect(runBpf(m, 99, I386)).toBe(KILL);
+  });
+
+  test('a profile that denies sysinfo keeps denying it; bad or too long programs are refused', () => {
+    const deny = prog([
+      [0x20, 0, 0, 0],
+      [0x15, 0, 1, 99],
+      [0x06, 0, 0, ERRNO_EPERM],
+      [0x06, 0, 0, ALLOW],
+    ]);
+    const m = mergeTraceFilter(deny)!;
+    expect(runBpf(m, 99)).toBe(ERRNO_EPERM);
+    expect(runBpf(m, 204)).toBe(RET_TRACE_VK);
+    expect(mergeTraceFilter(Buffer.alloc(0))).toBeUndefined();
+    expect(mergeTraceFilter(Buffer.alloc(12))).toBeUndefined();
+    expect(mergeTraceFilter(Buffer.alloc(4090 * 8))).toBeUndefined();
+  });
+});
+
+const HOST: SyscallProbe = { arch: 'x64', seccompActions: ['kill_process', 'errno', 'user_notif', 'trace', 'allow'], agent: true, preloadLib: true };
+const auto = DEFAULT_POLICY;
+const forced = (mode: string) => parseViewPolicy({ 'io.vkernel.mode': mode });
+
+describe('mode selection (injected probe)', () => {
+  test('auto: notify when the host has everything', () => {
+    expect(selectSyscallMode(auto, checkModes(HOST))).toEqual({ modes: ['notify', 'ptrace', 'preload'], degraded: false, reason: undefined });
+  });
+
+  test('auto: a container listener (EBUSY) or a kernel without notify -> ptrace, with the reason', () => {
+    const busy = selectSyscallMode(auto, checkModes(HOST, { listener: true }));
+    expect(busy.modes[0]).toBe('ptrace');
+    expect(busy.degraded).toBe(true);
+    expect(busy.reason).toMatch(/^notify: .*own listener.*EBUSY/);
+    const old = selectSyscallMode(auto, checkModes({ ...HOST, seccompActions: ['errno', 'trace', 'allow'] }));
+    expect(old.modes).toEqual(['ptrace', 'preload']);
+    expect(old.reason).toMatch(/no seccomp user notification/);
+  });
+
+  test('auto: no ptrace either -> preload; nothing -> off', () => {
+    const p = selectSyscallMode(auto, checkModes({ ...HOST, ptraceBlocked: 'no CAP_SYS_PTRACE' }, { listener: true }));
+    expect(p.modes).toEqual(['preload']);
+    expect(p.reason).toMatch(/notify: .*; ptrace: no CAP_SYS_PTRACE/);
+    const arm = selectSyscallMode(auto, checkModes({ ...HOST, arch: 'arm64' }));
+    expect(arm.modes).toEqual(['preload']); // the library is not arch-bound
+    const none = selectSyscallMode(auto, checkModes({ ...HOST, arch: 'arm64', preloadLib: false }));
+    expect(none.modes).toEqual([]);
+    expect(none.degraded).toBe(true);
+    expect(none.reason).toMatch(/notify: .*; ptrace: .*; preload: .*libvkpreload\.so is missing/);
+    expect(selectSyscallMode(auto, checkModes(HOST, { traceable: false, listener: true })).modes).toEqual(['preload']);
+  });
+
+  test('forced modes are taken alone, or off with the reason; view off and mode off are not degraded', () => {
+    expect(selectSyscallMode(forced('ptrace'), checkModes(HOST)).modes).toEqual(['ptrace']);
+    expect(selectSyscallMode(forced('preload'), checkModes(HOST)).modes).toEqual(['preload']);
+    const n = selectSyscallMode(forced('notify'), checkModes(HOST, { listener: true }));
+    expect(n).toMatchObject({ modes: [], degraded: true });
+    expect(n.reason).toMatch(/io.vkernel.mode=notify unavailable/);
+    expect(selectSyscallMode(forced('off'), checkModes(HOST))).toEqual({ modes: [], reason: 'io.vkernel.mode=off', degraded: false });
+    expect(selectSyscallMode(parseViewPolicy({ 'io.vkernel.view': 'off' }), checkModes(HOST))).toEqual({ modes: [], reason: 'view off', degraded: false });
+  });
+
+  test('vkernel features: usable modes, the auto pick, each mode\'s state, the view mode', () => {
+    const f = vkernelFeatures({ ...HOST, seccompActions: ['trace', 'allow'] }, false);
+    expect(f['org.opencontainers.vkernel.syscalls.modes']).toBe('ptrace,preload');
+    expect(f['org.opencontainers.vkernel.syscalls.auto']).toBe('ptrace');
+    expect(f['org.opencontainers.vkernel.syscalls.notify']).toMatch(/^unavailable: /);
+    expect(f['org.opencontainers.vkernel.syscalls.ptrace']).toBe('available');
+    expect(f['org.opencontainers.vkernel.view.mode']).toBe('snapshot');
+    for (const v of Object.values(vkernelFeatures())) expect(typeof v).toBe('string');
+  });
+});
+
+describe('preload mode', () => {
+  test('LD_PRELOAD: added, or put first in an existing list, never twice', () => {
+    expect(withPreloadEnv(['PATH=/bin'])).toEqual(['PATH=/bin', `LD_PRELOAD=${PRELOAD_DEST}`]);
+    expect(withPreloadEnv(['LD_PRELOAD=/x.so /y.so', 'A=1'])).toEqual([`LD_PRELOAD=${PRELOAD_DEST}:/x.so /y.so`, 'A=1']);
+    expect(withPreloadEnv([`LD_PRELOAD=${PRELOAD_DEST}:/x.so`])).toEqual([`LD_PRELOAD=${PRELOAD_DEST}:/x.so`]);
+    expect(withPreloadEnv(['LD_PRELOAD='])).toEqual([`LD_PRELOAD=${PRELOAD_DEST}`]);
+  });
+
+  test('a read-only, nosuid, nodev file bind at /.vkernel/libvkpreload.so', () => {
+    const m = preloadMount('/lib/x.so');
+    expect(m).toMatchObject({ source: '/lib/x.so', destination: '/.vkernel/libvkpreload.so', fstype: 'bind', kind: 'file' });
+    expect(m.flags & 1).toBe(1); // MS_RDONLY
+    expect(m.flags & 4096).toBe(4096); // MS_BIND
+  });
+
+  test('setupSyscallLayer: auto falls to preload when notify and ptrace are unusable, and warns', async () => {
+    const plan = { mounts: [], env: ['PATH=/bin'] } as unknown as InitPlan;
+    const warnings: string[] = [];
+    const log = { warn: (m: string) => warnings.push(m), debug: () => undefined };
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vklayer-'));
+    const layer = await setupSyscallLayer(plan, {
+      id: 'c1',
+      root: dir,
+      dir: path.join(dir, 'agent'),
+      policy: auto,
+      viewConf: '/x/vkfs.conf',
+      log,
+      probe: { ...HOST, seccompActions: ['allow'] },
+    });
+    expect(layer).toEqual({ mode: 'preload' });
+    expect(plan.env).toContain(`LD_PRELOAD=${PRELOAD_DEST}`);
+    expect(plan.mounts.map((m) => m.destination)).toEqual([PRELOAD_DEST]);
+    expect(warnings).toEqual([expect.stringMatching(/^vkernel syscalls: preload \(notify: .*; ptrace: .*\): dynamic glibc binaries only$/)]);
+    // ptrace: no process is started before attach; the filter comes back for vkinit
+    const p2 = { mounts: [], env: [] } as unknown as InitPlan;
+    const tr = await setupSyscallLayer(p2, { id: 'c1', root: dir, dir: path.join(dir, 'agent'), policy: forced('ptrace'), viewConf: '/x', log: nullLogger, probe: HOST });
+    expect(tr.mode).toBe('ptrace');
+    expect(fs.readFileSync(tr.seccompBpf!).equals(traceFilter())).toBe(true);
+    expect(typeof tr.attach).toBe('function');
+    expect(p2.vkernelFilter).toBeUndefined();
+    fs.rmSync(dir, { recursive: true });
   });
 });
 

@@ -2,6 +2,7 @@
  * vkagent: the vkernel syscall supervisor (seccomp user notification).
  *
  *   vkagent serve --socket PATH [--pidfile FILE] [--ready-fd N]
+ *   vkagent trace --pid PID --meta META --pidfile FILE [--ready-fd N]   (trace.c)
  *   vkagent filter            the fixed BPF program (struct sock_filter[]) on stdout
  *
  * Speaks the OCI seccomp agent protocol: each connection to PATH carries one
@@ -49,6 +50,7 @@
 #include <unistd.h>
 
 #include "../vkfs/vkfs.h"
+#include "agent.h"
 
 #ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
 #define SECCOMP_IOCTL_NOTIF_SET_FLAGS SECCOMP_IOW(4, __u64)
@@ -60,35 +62,18 @@
 #define SECCOMP_USER_NOTIF_FLAG_CONTINUE (1UL << 0)
 #endif
 
-#define MAXC 1024
-#define META_MAX 4096
 
 /* vkfs globals the linked cgroup.c/util.c/conf.c expect (fuse.c is not linked). */
 struct shared *sh;
 
-struct slot {
-	int32_t used;
-	int32_t fd;        /* the keeper's fd number (inherited by a freshly forked worker) */
-	uint32_t gen;
-	int32_t pid;       /* "pid" of the agent message (0: unknown) */
-	char meta[META_MAX];
-};
+struct agent_shared *ash;
 
-struct agent_shared {
-	volatile int32_t inflight_slot; /* -1: none */
-	volatile uint64_t inflight_id;
-	volatile uint64_t handled, continued, restarts;
-	struct seccomp_notif req; /* RECV target of the worker (see handle) */
-	struct slot slots[MAXC];
-};
-static struct agent_shared *ash;
-
-static const char *sock_path, *pidfile;
+const char *sock_path;
+static const char *pidfile;
 static int sock_path_gone; /* do not unlink: it may be someone else's socket now */
 static int ctl[2] = { -1, -1 }; /* keeper -> worker: new slots (index + fd) */
 
-static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void logf_(const char *fmt, ...)
+void logf_(const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -100,15 +85,7 @@ static void logf_(const char *fmt, ...)
 
 /* ---- the filter ---- */
 
-static const struct sock_filter filter[] = {
-	BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 0, 3),
-	BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_sysinfo, 2, 0),
-	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_sched_getaffinity, 1, 0),
-	BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-	BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
-};
+static const struct sock_filter filter[] = COLD_FILTER(SECCOMP_RET_USER_NOTIF);
 
 /* ---- per-container state in the worker ---- */
 
@@ -126,7 +103,7 @@ struct cstate {
 };
 #define CACHE_S 0.1
 
-static double mono_now(void)
+double mono_now(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -135,7 +112,7 @@ static double mono_now(void)
 static struct cstate cs[MAXC];
 static int current = -1;
 
-static const char *meta_get(const char *meta, const char *key, char *out, size_t cap)
+const char *meta_get(const char *meta, const char *key, char *out, size_t cap)
 {
 	size_t kl = strlen(key);
 	const char *p = meta;
@@ -242,7 +219,7 @@ static int derive_conf(int i, int pid, char *path, size_t cap)
 }
 
 /* Makes container i current: its conf in the global `conf`, its loadavg state in `sh`. */
-static int select_container(int i, int pid)
+int select_container(int i, int pid)
 {
 	struct cstate *x = &cs[i];
 	if (x->ready < 0)
@@ -304,18 +281,31 @@ static int count_lines(const char *p)
 	return n;
 }
 
-static int task_count(void)
+/* The current container's thread list (cgroup.threads / tasks) into b; -1 without one. */
+int read_tasks(struct buf *b)
 {
-	static struct buf b;
 	static const int order[] = { CG_PIDS, CG_CPU, CG_CPUACCT, CG_MEMORY, CG_UNIFIED };
 	for (size_t k = 0; k < sizeof order / sizeof *order; k++) {
 		int r = order[k];
 		if (!HAVE_CG(r))
 			continue;
-		if (read_file_once(cgfile(r, conf.v2 || r == CG_UNIFIED ? "cgroup.threads" : "tasks"), &b) == 0)
-			return count_lines(b.p);
+		if (read_file_once(cgfile(r, conf.v2 || r == CG_UNIFIED ? "cgroup.threads" : "tasks"), b) == 0)
+			return 0;
 	}
 	return -1;
+}
+
+static int task_count(void)
+{
+	static struct buf b;
+	return read_tasks(&b) == 0 ? count_lines(b.p) : -1;
+}
+
+int write_mem(int pid, uint64_t addr, const void *data, size_t len)
+{
+	struct iovec local = { (void *)data, len }, remote = { (void *)(uintptr_t)addr, len };
+	ssize_t w = process_vm_writev(pid, &local, 1, &remote, 1, 0);
+	return w == (ssize_t)len ? 0 : -1;
 }
 
 static int write_target(int fd, struct seccomp_notif *req, uint64_t addr, const void *data, size_t len)
@@ -323,12 +313,11 @@ static int write_target(int fd, struct seccomp_notif *req, uint64_t addr, const 
 	/* The pid may have been reused if the caller died: only write while the request lives. */
 	if (ioctl(fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &req->id) < 0)
 		return -1;
-	struct iovec local = { (void *)data, len }, remote = { (void *)(uintptr_t)addr, len };
-	ssize_t w = process_vm_writev(req->pid, &local, 1, &remote, 1, 0);
-	return w == (ssize_t)len ? 0 : -1;
+	return write_mem((int)req->pid, addr, data, len);
 }
 
-static int do_sysinfo(int fd, struct seccomp_notif *req, int64_t *ret)
+/* The container's sysinfo (the current container: select_container first). */
+int compute_sysinfo(struct sysinfo *out)
 {
 	struct sysinfo si;
 	struct mem m;
@@ -374,24 +363,32 @@ static int do_sysinfo(int fd, struct seccomp_notif *req, int64_t *ret)
 	loadavg_catch_up(now);
 	for (int k = 0; k < 3; k++)
 		si.loads[k] = sh->avenrun[k] << (SI_LOAD_SHIFT - 11);
-	if (write_target(fd, req, req->data.args[0], &si, sizeof si) < 0)
+	*out = si;
+	return 0;
+}
+
+static int do_sysinfo(int fd, struct seccomp_notif *req, int64_t *ret)
+{
+	struct sysinfo si;
+	if (compute_sysinfo(&si) < 0 || write_target(fd, req, req->data.args[0], &si, sizeof si) < 0)
 		return -1;
 	*ret = 0;
 	return 0;
 }
 
-static int do_getaffinity(int fd, struct seccomp_notif *req, int64_t *ret)
+/* sched_getaffinity(pid, len) of task `tid` (host tid) as the container sees it: the real
+ * mask with only its first N set CPUs kept. Returns the byte count (as the kernel), -1 to
+ * pass the call through (the kernel then gives the caller its own error). */
+long compute_affinity(int tid, uint64_t pid, uint64_t len, unsigned char *mask, size_t cap)
 {
-	static unsigned char mask[MAXCPU / 8];
 	/* Only the caller's own mask: another pid is a number in the caller's pid namespace. */
-	if (!conf.view || req->data.args[0] != 0)
+	if (!conf.view || pid != 0)
 		return -1;
-	uint64_t len = req->data.args[1];
-	if (len > sizeof mask)
-		len = sizeof mask;
-	long r = syscall(SYS_sched_getaffinity, req->pid, (size_t)len, mask);
+	if (len > cap)
+		len = cap;
+	long r = syscall(SYS_sched_getaffinity, tid, (size_t)len, mask);
 	if (r <= 0)
-		return -1; /* the kernel gives the caller the same error on CONTINUE */
+		return -1;
 	int n = cpus_get()->n, seen = 0;
 	for (long b = 0; b < r * 8; b++) {
 		if (!(mask[b / 8] & (1u << (b % 8))))
@@ -399,7 +396,14 @@ static int do_getaffinity(int fd, struct seccomp_notif *req, int64_t *ret)
 		if (seen++ >= n)
 			mask[b / 8] &= (unsigned char)~(1u << (b % 8));
 	}
-	if (write_target(fd, req, req->data.args[2], mask, (size_t)r) < 0)
+	return r;
+}
+
+static int do_getaffinity(int fd, struct seccomp_notif *req, int64_t *ret)
+{
+	static unsigned char mask[MAXCPU / 8];
+	long r = compute_affinity((int)req->pid, req->data.args[0], req->data.args[1], mask, sizeof mask);
+	if (r <= 0 || write_target(fd, req, req->data.args[2], mask, (size_t)r) < 0)
 		return -1;
 	*ret = r;
 	return 0;
@@ -829,11 +833,16 @@ int main(int argc, char **argv)
 			return 1;
 		return 0;
 	}
-	if (argc < 2 || strcmp(argv[1], "serve")) {
-		fprintf(stderr, "usage: vkagent serve --socket PATH [--pidfile FILE] [--ready-fd N] | vkagent filter\n");
+	if (argc >= 2 && !strcmp(argv[1], "trace-filter"))
+		return write(1, trace_filter, trace_filter_len) == (ssize_t)trace_filter_len ? 0 : 1;
+	int trace = argc >= 2 && !strcmp(argv[1], "trace");
+	if (argc < 2 || (strcmp(argv[1], "serve") && !trace)) {
+		fprintf(stderr, "usage: vkagent serve --socket PATH [--pidfile FILE] [--ready-fd N] | vkagent trace --pid PID "
+				"--meta META --pidfile FILE [--ready-fd N] | vkagent filter | vkagent trace-filter\n");
 		return 2;
 	}
-	int ready_fd = -1;
+	int ready_fd = -1, pid = 0;
+	const char *meta = NULL;
 	for (int i = 2; i < argc; i++) {
 		if (!strcmp(argv[i], "--socket") && i + 1 < argc)
 			sock_path = argv[++i];
@@ -841,13 +850,18 @@ int main(int argc, char **argv)
 			pidfile = argv[++i];
 		else if (!strcmp(argv[i], "--ready-fd") && i + 1 < argc)
 			ready_fd = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--pid") && i + 1 < argc)
+			pid = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--meta") && i + 1 < argc)
+			meta = argv[++i];
 		else {
 			fprintf(stderr, "vkagent: unknown argument %s\n", argv[i]);
 			return 2;
 		}
 	}
-	if (!sock_path || sock_path[0] != '/') {
-		fprintf(stderr, "vkagent: --socket needs an absolute path\n");
+	if (trace ? pid <= 0 || !meta || !pidfile || pidfile[0] != '/' : !sock_path || sock_path[0] != '/') {
+		fprintf(stderr, trace ? "vkagent trace: needs --pid, --meta and an absolute --pidfile\n"
+				      : "vkagent: --socket needs an absolute path\n");
 		return 2;
 	}
 	/* Only what we were given: an inherited pipe end would keep someone's EOF away. */
@@ -855,6 +869,8 @@ int main(int argc, char **argv)
 		if (fd != ready_fd)
 			close(fd);
 	signal(SIGPIPE, SIG_IGN);
+	if (trace)
+		return trace_main(pid, meta, pidfile, ready_fd);
 	stats = getenv("VKAGENT_STATS") != NULL;
 	return serve(ready_fd);
 }
