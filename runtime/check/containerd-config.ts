@@ -178,6 +178,7 @@ const SHIM_KEYS: ReadonlyArray<[key: string, field: string, why: string]> = [
   ['io_drain_timeout_ms', 'ioDrainTimeoutMs', 'how long Delete waits for stdio copying to finish'],
   ['grpc_keepalive_interval_ms', 'grpcKeepAliveIntervalMs', 'gRPC mode: how often containerd is made to call State (0 = never)'],
   ['idle_exit_ms', 'idleExitMs', 'a daemon with no container and no connection for this long exits (0 = never)'],
+  ['shim_cgroup', 'shimCgroup', "cgroup a new group daemon joins (must exist), as runc's ShimCgroup; \"\" = containerd's"],
 ];
 
 /** An example /etc/vkernel/config.toml: the defaults, with `protocol` if given. */

@@ -62,21 +62,17 @@ export interface CheckProbe {
 
 const RUN_TIMEOUT_MS = 5000;
 
-function readText(file: string): string | undefined {
+/** fn's result, or undefined when it throws: /proc entries vanish as processes exit. */
+function attempt<T>(fn: () => T): T | undefined {
   try {
-    return fs.readFileSync(file, 'utf8');
+    return fn();
   } catch {
     return undefined;
   }
 }
 
-function readLink(file: string): string | undefined {
-  try {
-    return fs.readlinkSync(file);
-  } catch {
-    return undefined;
-  }
-}
+const readText = (file: string): string | undefined => attempt(() => fs.readFileSync(file, 'utf8'));
+const readLink = (file: string): string | undefined => attempt(() => fs.readlinkSync(file));
 
 function runBinary(file: string, args: string[]): Promise<RunResult> {
   return new Promise((resolve) => {
@@ -115,21 +111,11 @@ function findContainerd(address: string): ContainerdProcess | undefined {
   const inode = listeningSocketInode(readText('/proc/net/unix') ?? '', address);
   if (!inode) return undefined;
   const want = `socket:[${inode}]`;
-  let pids: string[] = [];
-  try {
-    pids = fs.readdirSync('/proc').filter((n) => /^\d+$/.test(n));
-  } catch {
-    return undefined;
-  }
+  const pids = (attempt(() => fs.readdirSync('/proc')) ?? []).filter((n) => /^\d+$/.test(n));
   // Only containerd-named processes are searched: scanning every fd of every process is slow.
   for (const pid of pids) {
     if (!(readText(`/proc/${pid}/comm`) ?? '').startsWith('containerd')) continue;
-    let fds: string[] = [];
-    try {
-      fds = fs.readdirSync(`/proc/${pid}/fd`);
-    } catch {
-      continue;
-    }
+    const fds = attempt(() => fs.readdirSync(`/proc/${pid}/fd`)) ?? [];
     if (!fds.some((fd) => readLink(`/proc/${pid}/fd/${fd}`) === want)) continue;
     const argv = (readText(`/proc/${pid}/cmdline`) ?? '').split('\0').filter(Boolean);
     const env = (readText(`/proc/${pid}/environ`) ?? '').split('\0');
