@@ -531,40 +531,33 @@ static napi_value bpf_prog_load(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-// bpfProgAttach(targetFd, progFd, attachType, flags)
-static napi_value bpf_prog_attach(napi_env env, napi_callback_info info) {
+// BPF_PROG_ATTACH / BPF_PROG_DETACH: (targetFd, progFd, attachType[, flags]).
+static napi_value bpf_attach_cmd(napi_env env, napi_callback_info info, int cmd, const char *name) {
   size_t argc = 4;
   napi_value argv[4];
-  int32_t target, prog, type, flags;
+  int32_t target, prog, type, flags = 0;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 4 || arg_i32(env, argv[0], &target) < 0 || arg_i32(env, argv[1], &prog) < 0 || arg_i32(env, argv[2], &type) < 0 ||
-      arg_i32(env, argv[3], &flags) < 0)
-    return throw_errno(env, "bpf(BPF_PROG_ATTACH)", EINVAL);
+  if (argc < 3 || arg_i32(env, argv[0], &target) < 0 || arg_i32(env, argv[1], &prog) < 0 || arg_i32(env, argv[2], &type) < 0 ||
+      (argc > 3 && arg_i32(env, argv[3], &flags) < 0))
+    return throw_errno(env, name, EINVAL);
   union bpf_attr attr;
   memset(&attr, 0, sizeof attr);
   attr.target_fd = (uint32_t)target;
   attr.attach_bpf_fd = (uint32_t)prog;
   attr.attach_type = (uint32_t)type;
   attr.attach_flags = (uint32_t)flags;
-  if (sys_bpf(BPF_PROG_ATTACH, &attr) < 0) return throw_errno(env, "bpf(BPF_PROG_ATTACH)", errno);
+  if (sys_bpf(cmd, &attr) < 0) return throw_errno(env, name, errno);
   return NULL;
+}
+
+// bpfProgAttach(targetFd, progFd, attachType, flags)
+static napi_value bpf_prog_attach(napi_env env, napi_callback_info info) {
+  return bpf_attach_cmd(env, info, BPF_PROG_ATTACH, "bpf(BPF_PROG_ATTACH)");
 }
 
 // bpfProgDetach(targetFd, progFd, attachType)
 static napi_value bpf_prog_detach(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  int32_t target, prog, type;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 3 || arg_i32(env, argv[0], &target) < 0 || arg_i32(env, argv[1], &prog) < 0 || arg_i32(env, argv[2], &type) < 0)
-    return throw_errno(env, "bpf(BPF_PROG_DETACH)", EINVAL);
-  union bpf_attr attr;
-  memset(&attr, 0, sizeof attr);
-  attr.target_fd = (uint32_t)target;
-  attr.attach_bpf_fd = (uint32_t)prog;
-  attr.attach_type = (uint32_t)type;
-  if (sys_bpf(BPF_PROG_DETACH, &attr) < 0) return throw_errno(env, "bpf(BPF_PROG_DETACH)", errno);
-  return NULL;
+  return bpf_attach_cmd(env, info, BPF_PROG_DETACH, "bpf(BPF_PROG_DETACH)");
 }
 
 // bpfProgQuery(targetFd, attachType) -> { attachFlags, ids }: the programs attached to the
