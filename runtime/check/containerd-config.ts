@@ -7,9 +7,10 @@
 // type to the binary containerd-shim-vkernel-v2 on its PATH); CRI (Kubernetes) does, and CRI
 // passes a container only the annotations its runtime entry allow-lists, hence
 // pod_annotations/container_annotations = ["io.vkernel.*"] for the io.vkernel.* policy.
+// The shim config example (--shim-config) is in shim-config-example.ts.
 import { execFileSync } from 'node:child_process';
 import { InvalidArgumentError, UnavailableError } from '../errors';
-import { DEFAULT_SHIM_CONFIG, type ShimProtocolSetting } from '../../shim/config';
+import type { ShimProtocolSetting } from '../../shim/config';
 import { decideProtocol, lookupContainerdVersion, parseContainerdVersion, type ContainerdVersion } from '../../shim/bootstrap/negotiate';
 import { realProbe, type CheckProbe } from './probe';
 import { tableAt, toml } from './toml';
@@ -65,6 +66,9 @@ export function criRuntimes(doc: Record<string, unknown>): CriRuntimes {
  * configured in containerd.runtimes"). So when the file has no runc entry, the snippet must
  * bring one. A file that cannot be read or parsed counts as having none.
  */
+export const DEFAULT_RUNTIME_NAME = 'runc';
+const DEFAULT_RUNTIME_ENTRY = { runtime_type: 'io.containerd.runc.v2' };
+
 export function needsDefaultRuntime(configText: string | undefined): boolean {
   if (configText === undefined) return true;
   let doc: Record<string, unknown>;
@@ -76,9 +80,6 @@ export function needsDefaultRuntime(configText: string | undefined): boolean {
   const c = criRuntimes(doc);
   return c.defaultName === DEFAULT_RUNTIME_NAME && !(DEFAULT_RUNTIME_NAME in c.runtimes);
 }
-
-export const DEFAULT_RUNTIME_NAME = 'runc';
-const DEFAULT_RUNTIME_ENTRY = { runtime_type: 'io.containerd.runc.v2' };
 
 export function familyOf(v: ContainerdVersion): ConfigFamily | undefined {
   if (v.major === 2) return '2.x';
@@ -159,42 +160,6 @@ export function containerdSnippet(o: SnippetOptions): string {
     );
   }
   return `${header.join('\n')}\n${toml().stringify(snippetDocument(family, o.configPath, o.addDefaultRuntime !== undefined))}`;
-}
-
-// ---- the shim's own config ---------------------------------------------------------
-
-/**
- * [shim] keys of shim/config.ts (its KEYS table is private) with a one-line explanation. A key
- * whose field the shim does not have (yet) is left out; the unit test fails when a shim
- * setting is missing here or does not parse back to its default.
- */
-const SHIM_KEYS: ReadonlyArray<[key: string, field: string, why: string]> = [
-  ['protocol', 'protocol', '"auto" (negotiated per containerd), "grpc" or "ttrpc"; docs/protocol.md'],
-  ['debug', 'debug', 'debug lines in the shim log'],
-  ['no_pivot_root', 'noPivotRoot', 'runc --no-pivot'],
-  ['no_new_keyring', 'noNewKeyring', 'runc --no-new-keyring'],
-  ['systemd_cgroup', 'systemdCgroup', "cgroupsPath is systemd's slice:prefix:name"],
-  ['oom_poll_interval_ms', 'oomPollIntervalMs', 'how often the OOM counters are read'],
-  ['io_drain_timeout_ms', 'ioDrainTimeoutMs', 'how long Delete waits for stdio copying to finish'],
-  ['grpc_keepalive_interval_ms', 'grpcKeepAliveIntervalMs', 'gRPC mode: how often containerd is made to call State (0 = never)'],
-  ['idle_exit_ms', 'idleExitMs', 'a daemon with no container and no connection for this long exits (0 = never)'],
-  ['shim_cgroup', 'shimCgroup', "cgroup a new group daemon joins (must exist), as runc's ShimCgroup; \"\" = containerd's"],
-];
-
-/** An example /etc/vkernel/config.toml: the defaults, with `protocol` if given. */
-export function shimConfigExample(protocol?: ShimProtocolSetting): string {
-  const values: Record<string, unknown> = { ...DEFAULT_SHIM_CONFIG, ...(protocol ? { protocol } : {}) };
-  const known = SHIM_KEYS.filter(([, field]) => field in values);
-  const shim = Object.fromEntries(known.map(([key, field]) => [key, values[field]]));
-  const comments = new Map(known.map(([key, , why]) => [key, why]));
-  const body = toml()
-    .stringify({ shim })
-    .split('\n')
-    .map((line) => {
-      const why = comments.get(line.split(' = ')[0]);
-      return why ? `${line}  # ${why}` : line;
-    });
-  return `# vkernel shim config (${DEFAULT_VKERNEL_CONFIG}; the runtime entry's ConfigPath): the defaults${protocol ? `, protocol = "${protocol}"` : ''}\n${body.join('\n')}`;
 }
 
 // ---- the local containerd ------------------------------------------------------------

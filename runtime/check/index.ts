@@ -12,6 +12,7 @@ import { report, type CheckReport } from './report';
 export { exitCode, formatReport, type CheckReport, type CheckRow, type CheckStatus } from './report';
 export type { CheckProbe } from './probe';
 export * from './containerd-config';
+export { shimConfigExample } from './shim-config-example';
 
 export interface CheckOptions {
   /** containerd's gRPC socket (default /run/containerd/containerd.sock). */
