@@ -15,7 +15,9 @@
  *   pthread_getaffinity_np   of CPUs in /sys/devices/system/cpu/online (the calling thread)
  *   get_nprocs()         N;  get_nprocs_conf(): the count of .../cpu/possible
  *
- * A file that cannot be read or parsed leaves the real value in place.
+ * A file that cannot be read or parsed leaves the real value in place. File contents are
+ * reused for 100 ms (each read is a FUSE round trip, ~100 us): limits changed by `update`
+ * show up within that, as with the agent's cache.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -26,6 +28,7 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/sysinfo.h>
+#include <time.h>
 #include <unistd.h>
 
 #define EXPORT __attribute__((visibility("default")))
@@ -51,11 +54,49 @@ static ssize_t slurp(const char *path, char *buf, size_t cap)
 	return (ssize_t)n;
 }
 
+#define CACHE_NS 100000000LL
+static const char *const cached_files[] = { "/proc/meminfo", "/proc/uptime", "/proc/loadavg",
+					    "/sys/devices/system/cpu/online", "/sys/devices/system/cpu/possible" };
+#define NCACHED (sizeof cached_files / sizeof *cached_files)
+static struct {
+	long long at; /* CLOCK_MONOTONIC ns of the read; 0: none */
+	ssize_t n;
+	char text[8192];
+} cache[NCACHED];
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* slurp() through the 100 ms cache. Uncached when another thread holds the cache (never
+ * waits: a fork from a thread that held it must not deadlock the child). */
+static ssize_t view_file(const char *path, char *buf, size_t cap)
+{
+	size_t i = 0;
+	while (i < NCACHED && strcmp(cached_files[i], path))
+		i++;
+	if (i == NCACHED || pthread_mutex_trylock(&cache_lock) != 0)
+		return slurp(path, buf, cap);
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	long long now = ts.tv_sec * 1000000000LL + ts.tv_nsec;
+	if (!cache[i].at || now - cache[i].at >= CACHE_NS) {
+		cache[i].n = slurp(path, cache[i].text, sizeof cache[i].text);
+		cache[i].at = cache[i].n > 0 ? now : 0;
+	}
+	ssize_t n = cache[i].n;
+	if (n > 0) {
+		if ((size_t)n >= cap)
+			n = (ssize_t)cap - 1;
+		memcpy(buf, cache[i].text, (size_t)n);
+		buf[n] = '\0';
+	}
+	pthread_mutex_unlock(&cache_lock);
+	return n;
+}
+
 /* CPUs in a list like "0-3,5"; -1 when unreadable. */
 static int cpu_count(const char *path)
 {
 	char b[4096];
-	if (slurp(path, b, sizeof b) <= 0)
+	if (view_file(path, b, sizeof b) <= 0)
 		return -1;
 	int n = 0;
 	for (char *p = b; *p && *p != '\n';) {
@@ -102,7 +143,7 @@ EXPORT int sysinfo(struct sysinfo *info)
 		return -1;
 	char b[8192];
 	unsigned long v, unit = info->mem_unit ? info->mem_unit : 1;
-	if (slurp("/proc/meminfo", b, sizeof b) > 0 && meminfo_bytes(b, "MemTotal", &v)) {
+	if (view_file("/proc/meminfo", b, sizeof b) > 0 && meminfo_bytes(b, "MemTotal", &v)) {
 		info->totalram = v;
 		info->freeram = meminfo_bytes(b, "MemFree", &v) ? v : info->freeram * unit;
 		info->sharedram = meminfo_bytes(b, "Shmem", &v) ? v : info->sharedram * unit;
@@ -112,9 +153,9 @@ EXPORT int sysinfo(struct sysinfo *info)
 		info->totalhigh = info->freehigh = 0;
 		info->mem_unit = 1;
 	}
-	if (slurp("/proc/uptime", b, sizeof b) > 0)
+	if (view_file("/proc/uptime", b, sizeof b) > 0)
 		info->uptime = strtol(b, NULL, 10);
-	if (slurp("/proc/loadavg", b, sizeof b) > 0) {
+	if (view_file("/proc/loadavg", b, sizeof b) > 0) {
 		char *p = b, *e;
 		for (int k = 0; k < 3; k++, p = e) {
 			double l = strtod(p, &e);
