@@ -15,6 +15,8 @@ PKGS=(
   containerd                             # the shim's peer (1.6 on bookworm)
   procps iproute2 hyperfine              # ps for `vkernel ps`, network namespaces, benchmarks
   podman conmon                          # `podman --runtime vkernel` is tested
+  containernetworking-plugins            # CRI test: bridge + host-local pod network
+  python3                                # vkernel view test: a real runtime reads the container's CPUs
 )
 
 missing=()

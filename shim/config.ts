@@ -3,7 +3,7 @@
 // --runtime-config-path` send), else the daemon's configPath, else /etc/vkernel/config.toml.
 // containerd 1.7+ sends the whole CRI `options` table as config_body when ConfigPath is
 // empty; that body is TOML too and is read the same way. containerd.runc.v1.Options (what
-// runc-minded clients send) is tolerated and its three meaningful flags are honoured; any
+// runc-minded clients send) is tolerated and its meaningful fields are honoured; any
 // other type is ignored. A missing default file means defaults; a missing explicit one is an
 // error. The file may hold other tables (the CLI's): only [shim] is read here.
 //
@@ -16,9 +16,10 @@
 //   io_drain_timeout_ms = 2000    # how long Delete waits for stdio copying to finish
 //   protocol = "auto"             # shim protocol: "auto" (negotiated), "grpc" or "ttrpc" (docs/protocol.md)
 //   grpc_keepalive_interval_ms = 300000  # gRPC mode: how often containerd is made to call State (0 = never)
+//   shim_cgroup = ""              # cgroup a new group daemon joins (must exist), as runc's ShimCgroup
 //   idle_exit_ms = 120000         # a daemon with no container and no connection for this long exits (0 = never)
 //
-// `start` reads this file too (protocol, grpc_keepalive_interval_ms, idle_exit_ms), so the protobuf codec is
+// `start` reads this file too (protocol, grpc_keepalive_interval_ms, idle_exit_ms, shim_cgroup), so the protobuf codec is
 // loaded only when runtime options have to be decoded.
 import * as fs from 'node:fs';
 import { InternalError, InvalidArgumentError } from '../runtime/errors';
@@ -43,6 +44,8 @@ export interface ShimConfig {
   grpcKeepAliveIntervalMs: number;
   /** A daemon left with no container and no connection this long exits (0 = never). */
   idleExitMs: number;
+  /** The cgroup a new group daemon joins ('' = stay in containerd's), as runc's ShimCgroup. */
+  shimCgroup: string;
 }
 
 export type ShimProtocolSetting = 'auto' | 'grpc' | 'ttrpc';
@@ -68,10 +71,11 @@ export const DEFAULT_SHIM_CONFIG: Readonly<ShimConfig> = Object.freeze({
   protocol: 'auto',
   grpcKeepAliveIntervalMs: DEFAULT_GRPC_KEEPALIVE_INTERVAL_MS,
   idleExitMs: DEFAULT_IDLE_EXIT_MS,
+  shimCgroup: '',
 });
 
 /** TOML key → field, with the type each must have. */
-const KEYS: Record<string, { field: keyof ShimConfig; type: 'boolean' | 'number' | 'protocol' }> = {
+const KEYS: Record<string, { field: keyof ShimConfig; type: 'boolean' | 'number' | 'protocol' | 'string' }> = {
   debug: { field: 'debug', type: 'boolean' },
   no_pivot_root: { field: 'noPivotRoot', type: 'boolean' },
   no_new_keyring: { field: 'noNewKeyring', type: 'boolean' },
@@ -81,6 +85,7 @@ const KEYS: Record<string, { field: keyof ShimConfig; type: 'boolean' | 'number'
   protocol: { field: 'protocol', type: 'protocol' },
   grpc_keepalive_interval_ms: { field: 'grpcKeepAliveIntervalMs', type: 'number' },
   idle_exit_ms: { field: 'idleExitMs', type: 'number' },
+  shim_cgroup: { field: 'shimCgroup', type: 'string' },
 };
 
 type TomlParse = (text: string) => Record<string, unknown>;
@@ -124,6 +129,11 @@ export function parseShimConfig(text: string, where: string, warn: (m: string) =
       (out as unknown as Record<string, unknown>)[spec.field] = v;
       continue;
     }
+    if (spec.type === 'string') {
+      if (typeof v !== 'string') throw new InvalidArgumentError(`${where}: shim.${key}: must be a string (got ${JSON.stringify(String(value))})`, `shim.${key}`);
+      (out as unknown as Record<string, unknown>)[spec.field] = v;
+      continue;
+    }
     if (typeof v !== spec.type || (spec.type === 'number' && (!Number.isFinite(v as number) || (v as number) < 0))) {
       throw new InvalidArgumentError(`${where}: shim.${key}: must be a ${spec.type === 'number' ? 'non-negative number' : 'boolean'} (got ${JSON.stringify(String(value))})`, `shim.${key}`);
     }
@@ -163,6 +173,7 @@ export function resolveShimConfig(
       ...(o.no_pivot_root ? { noPivotRoot: true } : {}),
       ...(o.no_new_keyring ? { noNewKeyring: true } : {}),
       ...(o.systemd_cgroup ? { systemdCgroup: true } : {}),
+      ...(o.shim_cgroup ? { shimCgroup: o.shim_cgroup } : {}),
     };
   } else if (typeName) {
     warn(`runtime options of type ${typeName} are not understood, ignored`);

@@ -24,6 +24,7 @@ import {
   type VersionLookupOptions,
 } from './negotiate';
 import { SHIM_SOCKET_DIR, stateRootFor } from './paths';
+import { joinShimCgroup } from './shim-cgroup';
 import { claimSocket, groupIdFor, groupSocketPath, readBundleAnnotations, socketAddress, writeAddressFile } from './socket';
 import { configPathOf, decodeStartInput, inputOptions, type StartInput } from './stdin';
 
@@ -75,14 +76,23 @@ function bundleLog(inv: ShimInvocation, level: ShimLogLevel, msg: string): void 
   }
 }
 
-/** [shim] protocol, the keep-alive interval and the idle exit from the shim config, if there is one to read. */
-function startSettings(input: StartInput, warnings: string[]): { protocol?: ProtocolSetting; keepAliveIntervalMs?: number; idleExitMs?: number } {
+interface StartSettings {
+  protocol?: ProtocolSetting;
+  keepAliveIntervalMs?: number;
+  idleExitMs?: number;
+  shimCgroup?: string;
+}
+
+/** What `start` takes from the shim config (or runc options): protocol, keep-alive, idle exit, shim cgroup. */
+function startSettings(input: StartInput, warnings: string[]): StartSettings {
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { resolveShimConfig } = require('../config') as typeof ConfigModule;
     const { config, source } = resolveShimConfig(inputOptions(input), undefined, (m) => warnings.push(m));
-    if (source === 'defaults') return {};
-    return { protocol: config.protocol, keepAliveIntervalMs: config.grpcKeepAliveIntervalMs, idleExitMs: config.idleExitMs };
+    const shimCgroup = config.shimCgroup || undefined;
+    // containerd.runc.v1.Options without a config file still carry a ShimCgroup.
+    if (source === 'defaults') return { shimCgroup };
+    return { protocol: config.protocol, keepAliveIntervalMs: config.grpcKeepAliveIntervalMs, idleExitMs: config.idleExitMs, shimCgroup };
   } catch (err) {
     // Create reports a broken config as its error; start only loses the settings.
     warnings.push(`shim config ignored: ${(err as Error).message}`);
@@ -155,6 +165,8 @@ export async function startShim(inv: ShimInvocation, stdin: Uint8Array, ctx: Sta
     if (config.grpcAddress === undefined) delete config.grpcAddress;
     if (config.configPath === undefined) delete config.configPath;
     daemonPid = await ctx.launcher.launch({ config, listenFd: claim.fd, containerdPid: ctx.containerdPid });
+    // As runc's shim: a daemon that cannot join its ShimCgroup fails start (and is stopped).
+    if (settings.shimCgroup) joinOrKill(daemonPid, settings.shimCgroup);
   } catch (err) {
     // No daemon owns the socket: nobody else will remove it.
     fs.rmSync(socketPath, { force: true });
@@ -165,4 +177,17 @@ export async function startShim(inv: ShimInvocation, stdin: Uint8Array, ctx: Sta
   }
   logChoice(inv, choice, false);
   return { address, output, socketPath, groupId, reused: false, daemonPid, choice };
+}
+
+function joinOrKill(pid: number, cgroupPath: string): void {
+  try {
+    joinShimCgroup(pid, cgroupPath);
+  } catch (err) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+    throw err;
+  }
 }

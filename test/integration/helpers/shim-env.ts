@@ -385,8 +385,10 @@ export class ShimEnv {
    * Reported like leftovers, as `protocol: <log line>`; no such line at all is reported too.
    */
   protocolMismatches(): string[] {
-    const lines = this.cd.log().split('\n').filter((l) => /shim protocol (grpc|ttrpc),/.test(l));
-    if (this.ids.size > 0 && lines.length === 0) return ['protocol: no "shim protocol" line in containerd\'s log'];
+    const log = this.cd.log();
+    const lines = log.split('\n').filter((l) => /shim protocol (grpc|ttrpc),/.test(l));
+    // A container was created (the daemon logs "created, init pid N"), so a start answered.
+    if (lines.length === 0 && /created, init pid \d+/.test(log)) return ['protocol: no "shim protocol" line in containerd\'s log'];
     const want = this.protocol;
     return lines.filter((l) => !l.includes(`shim protocol ${want},`)).map((l) => `protocol: want ${want}: ${l}`);
   }
