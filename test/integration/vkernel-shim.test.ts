@@ -8,13 +8,13 @@
 // gRPC API (containerd.services.tasks.v1.Tasks/Update), as a CRI client or nerdctl would
 // send it; containerd forwards it to the shim's Update.
 import * as grpc from '@grpc/grpc-js';
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { buildPath } from '../../runtime/paths';
 import { describeIf, parseKeyValues, requireFixtures, requireRoot, requirement, type TestContainerd } from '../harness';
 import { LAUNCHER, removeContainer, sleep, startShimEnv, waitFor, waitStatus, type ShimEnv } from './helpers/shim-env';
+import { alive, fuseMounts, pgrep } from './helpers/vkernel';
 
 const MiB = 1024 * 1024;
 const ok =
@@ -91,28 +91,6 @@ async function probe(env: ShimEnv, id: string): Promise<Record<string, string>> 
   return parseKeyValues(r.stdout);
 }
 
-const fuseMounts = (id: string) =>
-  fs
-    .readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .filter((l) => l.includes(' - fuse.vkfs ') && l.includes(`/${id}/`));
-
-function pgrep(pattern: string): number[] {
-  try {
-    return execFileSync('pgrep', ['-f', pattern], { encoding: 'utf8' }).trim().split('\n').map(Number);
-  } catch {
-    return [];
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    return !/\) [ZX] /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
-
 describeIf(ok)('vkernel view through the shim (containerd 1.6, ctr)', () => {
   let env: ShimEnv;
 
@@ -135,7 +113,7 @@ describeIf(ok)('vkernel view through the shim (containerd 1.6, ctr)', () => {
   async function expectNothingLeft(id: string, pids: number[]): Promise<void> {
     await waitFor('the supervisor to exit', () => pids.every((p) => !alive(p)), 10_000).catch(() => undefined);
     expect(pids.filter(alive)).toEqual([]);
-    expect(fuseMounts(id)).toEqual([]);
+    expect(fuseMounts(`/${id}/`)).toEqual([]);
     expect(supervisor(id)).toEqual([]);
     expect(fs.existsSync(path.join(env.stateRoot, id))).toBe(false);
   }
@@ -186,7 +164,7 @@ describeIf(ok)('vkernel view through the shim (containerd 1.6, ctr)', () => {
     await sleep(300);
     const pids = supervisor(id);
     expect(pids.length).toBeGreaterThanOrEqual(4);
-    expect(fuseMounts(id)).toHaveLength(1);
+    expect(fuseMounts(`/${id}/`)).toHaveLength(1);
     await env.cd.ctrOk(['task', 'kill', '-s', 'SIGKILL', id]);
     await waitStatus(env.cd, id, 'STOPPED');
     await env.cd.ctrOk(['task', 'delete', id]);

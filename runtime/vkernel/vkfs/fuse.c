@@ -532,19 +532,26 @@ static void write_pidfile(pid_t worker)
 	close(fd);
 }
 
+/* fork() for the keeper's children: -1 (logged) on failure; the child drops the ready fd. */
+static pid_t fork_child(void)
+{
+	pid_t p = fork();
+	if (p < 0)
+		vlog("fork: %s", strerror(errno));
+	if (p == 0 && ready_fd >= 0) {
+		close(ready_fd); /* the parent's business */
+		ready_fd = -1;
+	}
+	return p;
+}
+
 static pid_t spawn_worker(void)
 {
 	sh->epoch++;
-	pid_t p = fork();
-	if (p < 0) {
-		vlog("fork: %s", strerror(errno));
+	pid_t p = fork_child();
+	if (p < 0)
 		return -1;
-	}
 	if (p == 0) {
-		if (ready_fd >= 0) {
-			close(ready_fd); /* the parent's business */
-			ready_fd = -1;
-		}
 		epoch = sh->epoch;
 		sh->worker_pid = getpid();
 		worker_main();
@@ -609,16 +616,10 @@ static void standby_main(pid_t keeper)
 static pid_t spawn_standby(void)
 {
 	pid_t keeper = getpid();
-	pid_t p = fork();
-	if (p < 0) {
-		vlog("fork: %s", strerror(errno));
+	pid_t p = fork_child();
+	if (p < 0)
 		return -1;
-	}
 	if (p == 0) {
-		if (ready_fd >= 0) {
-			close(ready_fd);
-			ready_fd = -1;
-		}
 		standby_pid = 0;
 		standby_main(keeper);
 		return 0; /* take over */
