@@ -73,7 +73,7 @@ export interface CgroupManager {
   exists(): Promise<boolean>;
   /** OOM kills so far (v1 memory.oom_control oom_kill, v2 memory.events oom_kill). */
   oomKillCount(): Promise<number>;
-  /** Polled OOM notifications (see oom.ts); ends when the cgroup goes away or `signal` aborts. */
+  /** OOM notifications (v1 eventfd, v2 inotify, polled only as a fallback; see oom.ts); end when the cgroup goes away or `signal` aborts. */
   oomEvents(opts?: OomEventOptions): AsyncIterable<OomEvent>;
 }
 
