@@ -3,7 +3,8 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 CC ?= gcc
 CFLAGS ?= -O2 -g -Wall -Wextra -Werror=implicit-function-declaration -D_GNU_SOURCE
-LIBDIR = $(PREFIX)/lib/vkernel
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib/vkernel
 
 NODE ?= $(shell command -v node)
 LAUNCHER_FLAGS = -DVK_NODE='"$(NODE)"' -DVK_MANAGER_SOCKET='"/run/vkernel/shim-manager.sock"'
@@ -64,9 +65,15 @@ build/libvkpreload.so: runtime/vkernel/preload/vkpreload.c
 build/containerd-shim-vkernel-v2: shim/launcher/launcher.c
 	@mkdir -p build
 	$(CC) $(CFLAGS) $(LAUNCHER_FLAGS) -DVK_PKGROOT='"$(CURDIR)"' -o $@ $<
-build/containerd-shim-vkernel-v2.install: shim/launcher/launcher.c
+# The installed launcher: no package root baked in, it finds it from its own path
+# (<LIBDIR>/build/containerd-shim-vkernel-v2, symlinks resolved), so a tree staged with
+# DESTDIR or copied elsewhere runs where it lands. build/install-node records INSTALL_NODE.
+build/containerd-shim-vkernel-v2.install: shim/launcher/launcher.c build/install-node
 	@mkdir -p build
-	$(CC) $(CFLAGS) $(LAUNCHER_FLAGS) -DVK_PKGROOT='"$(LIBDIR)"' -o $@ $<
+	$(CC) $(CFLAGS) $(filter-out -DVK_NODE=%,$(LAUNCHER_FLAGS)) -DVK_NODE='"$(INSTALL_NODE)"' -o $@ $<
+build/install-node: FORCE
+	@mkdir -p build
+	@echo '$(INSTALL_NODE)' > $@.tmp; cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
 # The revision shown by -v and -info.
 build/revision: FORCE
 	@mkdir -p build
@@ -129,25 +136,69 @@ bench: all fixtures
 	node dist/bench/shim-grpc.js
 	node dist/bench/vkernel-syscalls.js
 
-# Installs a self-contained copy under $(LIBDIR): the bundled CLI with its code cache, the
-# native helpers, and node_modules for the parts loaded outside the bundle. The node
-# binary's absolute path is baked into the wrapper so containerd's PATH does not matter.
-install: all build/containerd-shim-vkernel-v2.install
-	install -d $(DESTDIR)$(LIBDIR)/build $(DESTDIR)$(PREFIX)/bin
-	cp -r dist package.json package-lock.json $(DESTDIR)$(LIBDIR)/
-	install -D -m 0644 proto/bundle.json $(DESTDIR)$(LIBDIR)/proto/bundle.json
-	cd $(DESTDIR)$(LIBDIR) && npm ci --omit=dev --no-audit --no-fund --loglevel=error
-	install -m 0755 build/vkinit build/vkseccomp build/vkfs build/vkagent $(DESTDIR)$(LIBDIR)/build/
-	install -m 0644 build/vknative.node build/vkernel.js $(DESTDIR)$(LIBDIR)/build/
-	install -m 0644 build/libvkpreload.so $(DESTDIR)$(LIBDIR)/build/
-	install -m 0755 build/vkernel-launch.js $(DESTDIR)$(LIBDIR)/build/
-	printf '#!/bin/sh\nexec %s %s/build/vkernel-launch.js "$$@"\n' "$(NODE)" "$(LIBDIR)" > $(DESTDIR)$(PREFIX)/bin/vkernel
-	chmod 0755 $(DESTDIR)$(PREFIX)/bin/vkernel
-	install -m 0644 build/revision $(DESTDIR)$(LIBDIR)/build/
-	install -m 0755 build/containerd-shim-vkernel-v2.install $(DESTDIR)$(PREFIX)/bin/containerd-shim-vkernel-v2
+# `make install` puts a self-contained copy under $(LIBDIR) and two entry points in $(BINDIR):
+#   $(LIBDIR)/build/   the bundled CLI (vkernel.js, its loader and V8 code cache), the native
+#                      helpers runtime/paths.ts buildPath() names (vkinit, vkseccomp, vkfs,
+#                      vkagent) and vknative.node, the shim launcher, the revision (the
+#                      ELF files without debug info, so nothing names the build tree)
+#   $(LIBDIR)/dist/    the compiled cmd, runtime, shim and proto modules (the shim's cold
+#                      path, daemon and manager run from there)
+#   $(LIBDIR)/proto/bundle.json, package.json, node_modules/ (production dependencies: the
+#                      tested tree, pruned offline, so no registry is needed)
+#   $(BINDIR)/vkernel  a sh wrapper running the CLI with $(INSTALL_NODE)
+#   $(BINDIR)/containerd-shim-vkernel-v2 -> (relative symlink) $(LIBDIR)/build/containerd-shim-vkernel-v2
+# Neither the caller's PATH nor cwd matters: node's absolute path is baked in (VKERNEL_NODE
+# overrides it). Nor does the location: both entry points find $(LIBDIR) relative to
+# themselves, so a DESTDIR-staged tree, or one copied elsewhere with its symlinks (cp -a,
+# deploy/installer), runs where it lands; the wrapper falls back to $(LIBDIR) when the
+# relative path does not hold. build/vktest and the fixtures are test-only: not installed.
+INSTALL_NODE ?= $(NODE)
+BIN_TO_LIB = $(shell realpath -m --relative-to=$(BINDIR) $(LIBDIR))
+define VKERNEL_WRAPPER
+#!/bin/sh
+# vkernel (installed by make install): the bundled CLI under node, found from this script.
+lib="$${0%/*}/$(BIN_TO_LIB)"
+if [ ! -f "$$lib/build/vkernel-launch.js" ]; then
+  self="$$(readlink -f -- "$$0" 2>/dev/null)" && lib="$${self%/*}/$(BIN_TO_LIB)"
+  [ -f "$$lib/build/vkernel-launch.js" ] || lib="$(LIBDIR)"
+fi
+exec "$${VKERNEL_NODE:-$(INSTALL_NODE)}" "$$lib/build/vkernel-launch.js" "$$@"
+endef
+export VKERNEL_WRAPPER
+CHECK_INSTALL_DIRS = @case "$(LIBDIR):$(BINDIR):$(INSTALL_NODE)" in /?*:/?*:/?*) ;; \
+	*) echo "make: LIBDIR, BINDIR and INSTALL_NODE must be absolute paths ('$(LIBDIR)', '$(BINDIR)', '$(INSTALL_NODE)')" >&2; exit 1;; esac
 
+# The code cache installed is the one `make fixtures` warmed with a real run when it is
+# current, else one written now by a `features` run of the installed copy.
+INSTALL_FROM_BUILD = vkinit vkseccomp vkfs vkagent vkernel-launch.js vknative.node vkernel.js revision
+install: all build/containerd-shim-vkernel-v2.install
+	$(CHECK_INSTALL_DIRS)
+	@for f in $(INSTALL_FROM_BUILD); do [ -e build/$$f ] || { echo "make install: build/$$f is missing (run make)" >&2; exit 1; }; done
+	rm -rf $(DESTDIR)$(LIBDIR)/dist $(DESTDIR)$(LIBDIR)/build $(DESTDIR)$(LIBDIR)/node_modules
+	install -d $(DESTDIR)$(LIBDIR)/build $(DESTDIR)$(LIBDIR)/dist $(DESTDIR)$(BINDIR)
+	cp -r dist/cmd dist/runtime dist/shim dist/proto $(DESTDIR)$(LIBDIR)/dist/
+	find $(DESTDIR)$(LIBDIR)/dist -name '*.map' -delete
+	install -m 0644 package.json package-lock.json $(DESTDIR)$(LIBDIR)/
+	install -D -m 0644 proto/bundle.json $(DESTDIR)$(LIBDIR)/proto/bundle.json
+	cp -a node_modules $(DESTDIR)$(LIBDIR)/
+	cd $(DESTDIR)$(LIBDIR) && npm prune --omit=dev --offline --no-audit --no-fund --loglevel=error
+	find $(DESTDIR)$(LIBDIR)/node_modules -type d -empty -delete
+	install -m 0755 $(addprefix build/,$(filter-out vknative.node vkernel.js revision,$(INSTALL_FROM_BUILD))) $(DESTDIR)$(LIBDIR)/build/
+	install -m 0644 build/vknative.node build/vkernel.js build/revision $(DESTDIR)$(LIBDIR)/build/
+	install -m 0644 build/libvkpreload.so $(DESTDIR)$(LIBDIR)/build/
+	install -m 0755 build/containerd-shim-vkernel-v2.install $(DESTDIR)$(LIBDIR)/build/containerd-shim-vkernel-v2
+	for f in $(DESTDIR)$(LIBDIR)/build/*; do [ "$$(od -An -c -N4 "$$f" | tr -d ' ')" != '177ELF' ] || strip --strip-debug "$$f"; done
+	if ls build/vkernel.js.*.cache >/dev/null 2>&1; then install -m 0644 build/vkernel.js.*.cache $(DESTDIR)$(LIBDIR)/build/; \
+	else $(NODE) $(DESTDIR)$(LIBDIR)/build/vkernel-launch.js features >/dev/null; fi
+	printf '%s\n' "$$VKERNEL_WRAPPER" > $(DESTDIR)$(BINDIR)/vkernel
+	chmod 0755 $(DESTDIR)$(BINDIR)/vkernel
+	ln -sfn $(BIN_TO_LIB)/build/containerd-shim-vkernel-v2 $(DESTDIR)$(BINDIR)/containerd-shim-vkernel-v2
+
+# A shim manager started from this install exits by itself once its files are gone.
 uninstall:
-	rm -rf $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PREFIX)/bin/vkernel $(DESTDIR)$(PREFIX)/bin/containerd-shim-vkernel-v2
+	$(CHECK_INSTALL_DIRS)
+	rm -rf $(DESTDIR)$(LIBDIR)
+	rm -f $(DESTDIR)$(BINDIR)/vkernel $(DESTDIR)$(BINDIR)/containerd-shim-vkernel-v2
 
 clean:
 	rm -rf dist build
