@@ -1,17 +1,28 @@
 #!/usr/bin/env bash
-# From a fresh Debian 12 machine to a container under containerd with vkernel: installs
-# the dependencies, builds vkernel and its busybox image, uses the running containerd
-# (or starts a private one on its own socket when none answers), imports the image and
-# runs a container limited to 256 MiB and half a CPU with io.containerd.vkernel.v2,
-# printing what it sees next to the host's values.
+# From a fresh clone on a fresh Debian 12 machine to a container under containerd with
+# vkernel: installs the dependencies (scripts/install-deps.sh: quick when they are there),
+# builds vkernel and its busybox image, installs it (make install, PREFIX default
+# /usr/local), uses the running containerd (CONTAINERD_ADDRESS, default
+# /run/containerd/containerd.sock) or starts a private one on its own socket when none
+# answers, imports the image and runs a container limited to 256 MiB and half a CPU with
+# io.containerd.vkernel.v2 through the installed shim, printing what it sees (CPUs,
+# memory, uptime) next to the host's values.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+PREFIX=${PREFIX:-/usr/local}
+step() { echo "== $*" >&2; }
+
+step "dependencies (scripts/install-deps.sh)"
 ./scripts/install-deps.sh
+step "build (make, make fixtures)"
 make all fixtures >/dev/null
+# -o all: install what was just built (a rebuild would drop the code cache fixtures warmed).
+step "install (make install PREFIX=$PREFIX)"
+make -o all install PREFIX="$PREFIX" >/dev/null
 
 ADDRESS=${CONTAINERD_ADDRESS:-/run/containerd/containerd.sock}
 NS=vkernel-demo
-SHIM="$PWD/build/containerd-shim-vkernel-v2"   # ctr takes an absolute shim path (containerd >= 1.6)
+SHIM="$PREFIX/bin/containerd-shim-vkernel-v2"   # the installed shim; ctr takes an absolute path (containerd >= 1.6)
 work=$(mktemp -d /tmp/vkernel-demo.XXXXXX)
 own_pid=
 cleanup() {
