@@ -112,6 +112,7 @@ export async function create(ctx: RuntimeContext, opts: CreateOptions): Promise<
         policy: viewPolicy,
         viewConf: path.join(viewDir(store, opts.id), 'vkfs.conf'),
         seccomp: seccompBpf,
+        sharedAgent: ctx.vkernelAgent,
         log,
       });
       trace(`vkernel syscalls: ${syscalls.mode}`);

@@ -241,12 +241,13 @@ export interface AgentHandle {
 }
 
 /** Starts `vkagent serve` detached; resolves once it listens. */
-export async function startAgent(stateDir: string, opts: { socket?: string; timeoutMs?: number; binary?: string } = {}): Promise<AgentHandle> {
+export async function startAgent(stateDir: string, opts: { socket?: string; timeoutMs?: number; binary?: string; dieWithParent?: boolean } = {}): Promise<AgentHandle> {
   const dir = path.resolve(stateDir);
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const socket = opts.socket ?? agentSocketPath(dir);
   fs.writeFileSync(path.join(dir, 'vkagent.socket'), socket);
-  const pid = await spawnReady(opts.binary ?? vkagentPath(), ['serve', '--socket', socket, '--pidfile', path.join(dir, PIDFILE)], dir, opts.timeoutMs);
+  const args = ['serve', '--socket', socket, '--pidfile', path.join(dir, PIDFILE), ...(opts.dieWithParent ? ['--die-with-parent'] : [])];
+  const pid = await spawnReady(opts.binary ?? vkagentPath(), args, dir, opts.timeoutMs);
   return { socket, pid };
 }
 
@@ -394,6 +395,14 @@ export interface FilterRecord {
   flags: number;
   agent: string;
   metadata: string;
+  /** The agent's own dir (its pidfile) when it is not the container's: a shim pod's shared agent. */
+  agentDir?: string;
+}
+
+/** An agent serving many containers (a shim daemon's, for its pod): its socket and its dir (pidfile). */
+export interface SharedAgent {
+  socket: string;
+  dir: string;
 }
 
 /** Kept in the agent dir by create so `exec` can give its processes the same filter. */
@@ -405,7 +414,7 @@ export function saveFilterRecord(stateDir: string, r: FilterRecord): void {
 export function liveFilterRecord(stateDir: string): FilterRecord | undefined {
   try {
     const r = JSON.parse(fs.readFileSync(path.join(path.resolve(stateDir), 'filter.json'), 'utf8')) as FilterRecord;
-    return agentPids(stateDir).length > 0 && fs.existsSync(r.agent) && fs.existsSync(r.bpf) ? r : undefined;
+    return agentPids(r.agentDir ?? stateDir).length > 0 && fs.existsSync(r.agent) && fs.existsSync(r.bpf) ? r : undefined;
   } catch {
     return undefined;
   }
@@ -454,6 +463,11 @@ export interface SyscallLayerOptions {
   seccomp?: { path: string; flags: number; listener?: unknown };
   log: { warn(msg: string): void; debug(msg: string): void };
   probe?: SyscallProbe;
+  /**
+   * notify: the socket of an agent the caller runs for many containers (a shim daemon's,
+   * one per pod), started on first use; without it each container gets its own agent.
+   */
+  sharedAgent?: () => Promise<SharedAgent>;
 }
 
 export interface SyscallLayer {
@@ -490,9 +504,11 @@ export async function setupSyscallLayer(plan: InitPlan, o: SyscallLayerOptions):
     else o.log.debug(note);
     try {
       if (mode === 'notify') {
-        const agent = await startAgent(o.dir);
-        plan.vkernelFilter = { bpf: ensureFilterFile(o.root), flags: FILTER_FLAGS, agent: agent.socket, metadata };
-        saveFilterRecord(o.dir, plan.vkernelFilter);
+        const shared = o.sharedAgent ? await o.sharedAgent() : undefined;
+        const socket = shared ? shared.socket : (await startAgent(o.dir)).socket;
+        fs.mkdirSync(o.dir, { recursive: true, mode: 0o700 });
+        plan.vkernelFilter = { bpf: ensureFilterFile(o.root), flags: FILTER_FLAGS, agent: socket, metadata };
+        saveFilterRecord(o.dir, shared ? { ...plan.vkernelFilter, agentDir: shared.dir } : plan.vkernelFilter);
         return { mode };
       }
       if (mode === 'ptrace') {

@@ -11,11 +11,13 @@
 //          gRPC shim after 30 minutes.
 // Both serve the same TaskService through the same handlers (shim/task/register.ts).
 import * as fs from 'node:fs';
+import { setTraceSink, trace, traceEnabled } from '../../runtime/trace';
 import { PRELOAD_GRPC_ENV, protocolFilePath } from '../bootstrap/negotiate';
 import { DEFAULT_GRPC_KEEPALIVE_INTERVAL_MS, DEFAULT_IDLE_EXIT_MS } from '../config';
 import { EventPublisher } from '../events';
 import type * as GrpcModule from '../grpc';
 import { ShimLog } from '../log';
+import { PodAgent } from '../pod-agent';
 import { Reaper } from '../reaper';
 import { registerTaskService, TaskService } from '../task';
 import { TtrpcServer } from '../ttrpc';
@@ -64,6 +66,8 @@ if (process.env[PRELOAD_GRPC_ENV] === '1') grpcModule().preloadGrpc();
 
 export async function serveTasks(config: DaemonConfig, listenFd: number, opts: ServeOptions = {}): Promise<ShimDaemon> {
   const log = new ShimLog({ debug: config.debug, mirrorFd: opts.logFd, fields: { namespace: config.namespace } });
+  if (traceEnabled()) setTraceSink(traceSink(log));
+  trace('daemon: serve begins');
   const reaper = new Reaper({ log: (m) => log.debug(m) });
   const grpc = config.protocol === 'grpc' ? grpcModule() : undefined;
   const grpcAddress = config.grpcAddress || config.address;
@@ -95,6 +99,7 @@ export async function serveTasks(config: DaemonConfig, listenFd: number, opts: S
       await server.close({ timeoutMs: 3000 });
       await events.close(3000);
       containerd?.close();
+      await podAgent.close().catch((err: Error) => log.warn(`stop the pod's vkernel agent: ${err.message}`));
       reaper.close();
       fs.rmSync(config.socketPath, { force: true });
       fs.rmSync(protocolFilePath(config.socketPath), { force: true });
@@ -108,6 +113,7 @@ export async function serveTasks(config: DaemonConfig, listenFd: number, opts: S
       if (opts.exitProcess !== false) process.exit(0);
     });
   };
+  const podAgent = new PodAgent(config.stateRoot, config.groupId, log);
   const service = new TaskService({
     namespace: config.namespace,
     stateRoot: config.stateRoot,
@@ -116,11 +122,13 @@ export async function serveTasks(config: DaemonConfig, listenFd: number, opts: S
     reaper,
     log,
     debug: config.debug,
+    vkernelAgent: podAgent.socket,
     onShutdown: () => exitIdle('shutdown: no container left, exiting'),
   });
   if (server instanceof TtrpcServer) registerTaskService(server, service);
   else grpc!.registerTaskServiceGrpc(server, service);
   await server.listen({ fd: listenFd });
+  trace('daemon: listening');
   keepAlive?.start();
   const idleMs = config.idleExitMs ?? DEFAULT_IDLE_EXIT_MS;
   if (idleMs > 0) {
@@ -137,6 +145,30 @@ export async function serveTasks(config: DaemonConfig, listenFd: number, opts: S
       return service.containers.size;
     },
     service,
+  };
+}
+
+/**
+ * VKERNEL_TRACE: our stderr is /dev/null, so the phase lines go to the shim log (containerd
+ * copies it into its own), or, when VKERNEL_TRACE names a file (an absolute path), are
+ * appended there with a wall-clock time and our pid (lines outside any container's life,
+ * e.g. the end of Delete, have no bundle log to go to).
+ */
+function traceSink(log: ShimLog): (line: string) => void {
+  const file = process.env.VKERNEL_TRACE ?? '';
+  if (!file.startsWith('/')) return (line) => log.info(line);
+  let fd = -1;
+  try {
+    fd = fs.openSync(file, 'a', 0o644);
+  } catch {
+    return (line) => log.info(line);
+  }
+  return (line) => {
+    try {
+      fs.writeSync(fd, `${new Date().toISOString()} shim[${process.pid}] ${line}\n`);
+    } catch {
+      // a trace line is never worth failing for
+    }
   };
 }
 

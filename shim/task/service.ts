@@ -4,8 +4,10 @@
 // transport can register the same object. Many containers per daemon (grouping): each has
 // its own ShimContainer; deleting one leaves the others alone.
 import * as path from 'node:path';
+import type { SharedAgent } from '../../runtime/vkernel/syscalls';
 import { makeContext, NotFoundError, NotImplementedError, AlreadyExistsError, InvalidArgumentError } from '../../runtime';
 import { validateContainerId } from '../../runtime/spec/validate';
+import { trace } from '../../runtime/trace';
 import { resolveShimConfig } from '../config';
 import type { EventSink } from '../events';
 import { RuntimeLogBridge, type ShimLog } from '../log';
@@ -34,6 +36,8 @@ export interface TaskServiceOptions {
   debug?: boolean;
   /** Shutdown found nothing left to serve. */
   onShutdown?: () => void;
+  /** The pod's shared vkernel syscall agent (shim/pod-agent.ts): its socket, started on first use. */
+  vkernelAgent?: () => Promise<SharedAgent>;
 }
 
 export class TaskService {
@@ -69,6 +73,7 @@ export class TaskService {
     log.attach(req.bundle);
     const clog = log.forContainer(id, req.bundle);
     try {
+      trace('shim: create begins');
       const { config, source } = resolveShimConfig(req.options, this.#opts.configPath, (m) => clog.warn(m));
       clog.debug(`create: config from ${source}`);
       const env: ProcessEnv = {
@@ -76,6 +81,7 @@ export class TaskService {
           root: this.#opts.stateRoot,
           systemdCgroup: config.systemdCgroup,
           log: new RuntimeLogBridge(clog, !!this.#opts.debug || config.debug),
+          vkernelAgent: this.#opts.vkernelAgent,
         }),
         runtime: this.#runtime,
         events: this.#opts.events,
@@ -97,6 +103,7 @@ export class TaskService {
         env,
       );
       this.containers.set(id, c);
+      trace('shim: created');
       clog.info(`created, init pid ${c.init.pid}`);
       return { pid: c.init.pid };
     } catch (err) {

@@ -105,9 +105,14 @@ describeIf(ok)('vkernel view through the shim (containerd 1.6, ctr)', () => {
     expect(await env.stop()).toEqual([]);
   }, 120_000);
 
-  /** The view's supervisor and agent of a shim container (state root /run/vkernel/shim/<ns>/<id>). */
+  /** The view's supervisor of a shim container (state root /run/vkernel/shim/<ns>/<id>). */
   function supervisor(id: string): number[] {
     return pgrep(`${env.stateRoot}/${id}/`);
+  }
+
+  /** The daemon's syscall agent, shared by its pod (shim/pod-agent.ts: <state root>/.vkagent-<group>). */
+  function podAgent(): number[] {
+    return pgrep(`vkagent serve --socket ${env.stateRoot}/.vkagent-`);
   }
 
   async function expectNothingLeft(id: string, pids: number[]): Promise<void> {
@@ -115,6 +120,7 @@ describeIf(ok)('vkernel view through the shim (containerd 1.6, ctr)', () => {
     expect(pids.filter(alive)).toEqual([]);
     expect(fuseMounts(`/${id}/`)).toEqual([]);
     expect(supervisor(id)).toEqual([]);
+    expect(podAgent()).toEqual([]); // the daemon (and its agent) exit with the group's last container
     expect(fs.existsSync(path.join(env.stateRoot, id))).toBe(false);
   }
 
@@ -123,7 +129,10 @@ describeIf(ok)('vkernel view through the shim (containerd 1.6, ctr)', () => {
     await env.cd.ctrOk(env.runArgs(id, ['sleep', '600'], ['-d', '--cpus', '0.5', '--memory-limit', String(256 * MiB)]));
     await waitStatus(env.cd, id, 'RUNNING');
     const pids = supervisor(id);
-    expect(pids.length).toBeGreaterThanOrEqual(4); // vkfs keeper, worker, standby; vkagent keeper, worker
+    expect(pids.length).toBeGreaterThanOrEqual(3); // vkfs keeper, worker, standby
+    const agent = podAgent();
+    expect(agent).toHaveLength(2); // the pod's vkagent keeper and worker
+    pids.push(...agent);
     const before = await probe(env, id);
     expect(before).toMatchObject({
       meminfo: '262144',
@@ -163,12 +172,34 @@ describeIf(ok)('vkernel view through the shim (containerd 1.6, ctr)', () => {
     await waitStatus(env.cd, id, 'RUNNING');
     await sleep(300);
     const pids = supervisor(id);
-    expect(pids.length).toBeGreaterThanOrEqual(4);
+    expect(pids.length).toBeGreaterThanOrEqual(3);
+    pids.push(...podAgent());
     expect(fuseMounts(`/${id}/`)).toHaveLength(1);
     await env.cd.ctrOk(['task', 'kill', '-s', 'SIGKILL', id]);
     await waitStatus(env.cd, id, 'STOPPED');
     await env.cd.ctrOk(['task', 'delete', id]);
     await env.cd.ctrOk(['container', 'delete', id]);
     await expectNothingLeft(id, pids);
+  });
+
+  it('one syscall agent per pod: two grouped containers share it; it dies with a SIGKILLed daemon', async () => {
+    const group = ['--annotation', 'io.containerd.runc.v2.group=vk-pod'];
+    const limits = ['--cpus', '0.5', '--memory-limit', String(256 * MiB)];
+    await env.cd.ctrOk(env.runArgs('vk-pod-a', ['sleep', '600'], ['-d', ...group, ...limits]));
+    await env.cd.ctrOk(env.runArgs('vk-pod-b', ['sleep', '600'], ['-d', ...group, '--cpus', '0.5', '--memory-limit', String(128 * MiB)]));
+    await waitStatus(env.cd, 'vk-pod-b', 'RUNNING');
+    const agent = podAgent();
+    expect(agent).toHaveLength(2); // one keeper + worker for both
+    // Each container gets its own numbers from the shared agent.
+    expect(await probe(env, 'vk-pod-a')).toMatchObject({ totalram: String(256 * MiB), vknproc: '1' });
+    expect(await probe(env, 'vk-pod-b')).toMatchObject({ totalram: String(128 * MiB), vknproc: '1' });
+    // The agent is the daemon's child: a kill -9 of the daemon takes it along (containerd
+    // then cleans up the containers, as after any shim crash).
+    const daemon = env.shimPidOf('vk-pod-a')!;
+    expect(daemon).toBeGreaterThan(0);
+    process.kill(daemon, 'SIGKILL');
+    await waitFor('the pod agent to exit', () => agent.every((p) => !alive(p)), 10_000).catch(() => undefined);
+    expect(agent.filter(alive)).toEqual([]);
+    for (const id of ['vk-pod-a', 'vk-pod-b']) await removeContainer(env.cd, id);
   });
 });

@@ -1,7 +1,7 @@
 /*
  * vkagent: the vkernel syscall supervisor (seccomp user notification).
  *
- *   vkagent serve --socket PATH [--pidfile FILE] [--ready-fd N]
+ *   vkagent serve --socket PATH [--pidfile FILE] [--ready-fd N] [--die-with-parent]
  *   vkagent trace --pid PID --meta META --pidfile FILE [--ready-fd N]   (trace.c)
  *   vkagent filter            the fixed BPF program (struct sock_filter[]) on stdout
  *
@@ -16,6 +16,10 @@
  * Handled: sysinfo and sched_getaffinity(0, ...). The numbers come from the same code as
  * the file view (vkfs cgroup.c, linked in), so files and syscalls agree. Anything else,
  * and any error, is answered with SECCOMP_USER_NOTIF_FLAG_CONTINUE (fail open).
+ *
+ * --die-with-parent: the keeper stops (SIGTERM, PR_SET_PDEATHSIG) when the process that
+ * started it dies: a shim daemon's shared agent, which nobody else would stop after a
+ * kill -9 of the daemon (containerd then cleans up the containers it served).
  *
  * Processes: a keeper owns the listening socket and every listener fd; a worker (forked,
  * re-forked when it dies) serves them with epoll. Before handling a notification the
@@ -837,11 +841,12 @@ int main(int argc, char **argv)
 		return write(1, trace_filter, trace_filter_len) == (ssize_t)trace_filter_len ? 0 : 1;
 	int trace = argc >= 2 && !strcmp(argv[1], "trace");
 	if (argc < 2 || (strcmp(argv[1], "serve") && !trace)) {
-		fprintf(stderr, "usage: vkagent serve --socket PATH [--pidfile FILE] [--ready-fd N] | vkagent trace --pid PID "
+		fprintf(stderr, "usage: vkagent serve --socket PATH [--pidfile FILE] [--ready-fd N] [--die-with-parent] | vkagent trace --pid PID "
 				"--meta META --pidfile FILE [--ready-fd N] | vkagent filter | vkagent trace-filter\n");
 		return 2;
 	}
-	int ready_fd = -1, pid = 0;
+	int ready_fd = -1, pid = 0, die_with_parent = 0;
+	pid_t parent = getppid();
 	const char *meta = NULL;
 	for (int i = 2; i < argc; i++) {
 		if (!strcmp(argv[i], "--socket") && i + 1 < argc)
@@ -854,6 +859,8 @@ int main(int argc, char **argv)
 			pid = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--meta") && i + 1 < argc)
 			meta = argv[++i];
+		else if (!strcmp(argv[i], "--die-with-parent"))
+			die_with_parent = 1;
 		else {
 			fprintf(stderr, "vkagent: unknown argument %s\n", argv[i]);
 			return 2;
@@ -872,5 +879,12 @@ int main(int argc, char **argv)
 	if (trace)
 		return trace_main(pid, meta, pidfile, ready_fd);
 	stats = getenv("VKAGENT_STATS") != NULL;
+	if (die_with_parent) {
+		/* Re-check after arming it: the parent may have died before prctl. */
+		if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != parent) {
+			fprintf(stderr, "vkagent: the parent (pid %d) is gone\n", (int)parent);
+			return 1;
+		}
+	}
 	return serve(ready_fd);
 }

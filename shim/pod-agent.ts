@@ -1,0 +1,52 @@
+// The vkernel syscall supervisor of one shim daemon (issue: "runs inside the shim for the
+// containers that shim serves"): one `vkagent serve` for every container of the daemon's
+// group (a pod), instead of one per container. Blast radius: the pod; no host-wide daemon.
+// It is the daemon's child and dies with it (--die-with-parent: after a kill -9 of the
+// daemon, containerd cleans up the pod's containers and nothing else would stop the agent).
+// Started on the first Create that wants it; stopped when the daemon closes. If someone
+// kills it, the next Create starts a new one (running containers' calls then fail open /
+// ENOSYS exactly as with a killed per-container agent: docs/vkernel-syscalls.md).
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { agentPids, startAgent, stopAgent, type SharedAgent } from '../runtime/vkernel/syscalls';
+
+export class PodAgent {
+  readonly dir: string;
+  #socket: Promise<SharedAgent> | undefined;
+
+  /** `stateRoot`: the daemon's runtime root; the agent's files go to a dot dir in it (not a container). */
+  constructor(
+    stateRoot: string,
+    groupId: string,
+    private readonly log: { info(m: string): void; warn(m: string): void },
+  ) {
+    const h = crypto.createHash('sha256').update(groupId).digest('hex').slice(0, 12);
+    this.dir = path.join(stateRoot, `.vkagent-${h}`);
+  }
+
+  /** The agent's socket and dir, starting (or restarting) the agent when none is alive. */
+  readonly socket = (): Promise<SharedAgent> => {
+    if (this.#socket && agentPids(this.dir).length === 0) {
+      this.log.warn(`vkernel agent of this pod (${this.dir}) is gone, starting a new one`);
+      this.#socket = undefined;
+    }
+    this.#socket ??= startAgent(this.dir, { dieWithParent: true }).then(
+      (a) => {
+        this.log.info(`vkernel agent for this pod: pid ${a.pid}, socket ${a.socket}`);
+        return { socket: a.socket, dir: this.dir };
+      },
+      (err: unknown) => {
+        this.#socket = undefined;
+        throw err;
+      },
+    );
+    return this.#socket;
+  };
+
+  async close(): Promise<void> {
+    this.#socket = undefined;
+    await stopAgent(this.dir);
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
