@@ -1,13 +1,26 @@
 // VKERNEL_TRACE=1: one stderr line per phase with the milliseconds since the process
-// started, so `make bench` can say where each millisecond of `vkernel run` goes.
+// started, so `make bench` can say where each millisecond of `vkernel run` goes. A process
+// whose stderr goes nowhere (the shim daemon) sends the lines elsewhere with setTraceSink.
 import { performance } from 'node:perf_hooks';
 
 const enabled = !!process.env.VKERNEL_TRACE;
 let last = 0;
+let sink: ((line: string) => void) | undefined;
+
+export function traceEnabled(): boolean {
+  return enabled;
+}
+
+/** Where trace lines go instead of stderr (undefined: back to stderr). */
+export function setTraceSink(fn: ((line: string) => void) | undefined): void {
+  sink = fn;
+}
 
 export function trace(phase: string): void {
   if (!enabled) return;
   const now = performance.now();
-  process.stderr.write(`vkernel-trace ${phase} ${now.toFixed(1)} +${(now - last).toFixed(1)}\n`);
+  const line = `vkernel-trace ${phase} ${now.toFixed(1)} +${(now - last).toFixed(1)}`;
   last = now;
+  if (sink) sink(line);
+  else process.stderr.write(`${line}\n`);
 }
