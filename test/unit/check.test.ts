@@ -57,10 +57,11 @@ describe('cgroups', () => {
     expect(r.detail).toMatch(/missing v1 controllers: memory$/);
   });
 
-  it('pure v2 fails: device rules need eBPF, not implemented', () => {
+  it('pure v2 passes with cpu, cpuset, memory, pids (device rules are an eBPF program)', () => {
     const r = cgroupRow(UNIFIED, controllers({ '/sys/fs/cgroup': 'cpuset cpu io memory pids' }));
-    expect(r.status).toBe('fail');
-    expect(r.detail).toMatch(/^v2; v2 \/sys\/fs\/cgroup: cpuset,cpu,io,memory,pids; .*eBPF/);
+    expect(r).toMatchObject({ status: 'pass', detail: 'v2; v2 /sys/fs/cgroup: cpuset,cpu,io,memory,pids; device rules as an eBPF program' });
+    const noPids = cgroupRow(UNIFIED, controllers({ '/sys/fs/cgroup': 'cpuset cpu io memory' }));
+    expect(noPids).toMatchObject({ status: 'fail', detail: expect.stringMatching(/missing v2 controllers: pids$/) });
   });
 
   it('no cgroup file system fails', () => {
