@@ -90,8 +90,9 @@ static int load_seccomp(struct vk_plan *p, struct vk_error *err)
 /* The vkernel syscall filter: the last filter, loaded right before execve (or right after
  * the container's own one while still privileged when there is no no_new_privs). Never
  * fatal: EBUSY means another listener already exists in this task's filter chain (the
- * container's profile uses SCMP_ACT_NOTIFY); then the syscall view is off for this
- * container (the ptrace / LD_PRELOAD fallbacks are not implemented). */
+ * container's profile uses SCMP_ACT_NOTIFY); the runtime then picks its ptrace or
+ * LD_PRELOAD fallback instead (runtime/vkernel/syscalls.ts) and does not send this record.
+ * Flags without NEW_LISTENER load the filter and hand nothing to the agent. */
 static void load_vkernel_filter(struct vk_plan *p)
 {
 	if (!p->vk_filter_prog || p->vk_agent_fd < 0)
@@ -111,6 +112,14 @@ static void load_vkernel_filter(struct vk_plan *p)
 	if (listener < 0) {
 		fprintf(stderr, "vkinit: vkernel: notify filter not loaded (%s%s): syscall view off\n",
 			strerror(errno), errno == EBUSY ? ", the container already has a seccomp listener" : "");
+		p->vk_filter_prog = NULL;
+		return;
+	}
+	if (!(flags & SECCOMP_FILTER_FLAG_NEW_LISTENER)) {
+		/* A filter without a listener (seccomp returned 0, not an fd): nothing to hand
+		 * over, and closing "the listener" would close our stdin. */
+		close(p->vk_agent_fd);
+		p->vk_agent_fd = -1;
 		p->vk_filter_prog = NULL;
 		return;
 	}
