@@ -1,4 +1,5 @@
 # vkernel build. `make` builds the TypeScript (dist/) and the C parts (build/).
+.DEFAULT_GOAL := all
 PREFIX ?= /usr/local
 DESTDIR ?=
 CC ?= gcc
