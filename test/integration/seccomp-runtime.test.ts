@@ -14,9 +14,8 @@
 //                           on openat must not match runc's own O_WRONLY|O_CLOEXEC open of
 //                           its exec fifo, which runc 1.1 does after loading the filter.
 //   mkdir/mkdirat           busybox mkdir prints strerror(errno).
-// Nothing in the test rootfs calls keyctl/add_key/request_key (busybox has no keyctl applet,
-// the payload no such command), so the default profile's keyring denial is only covered by
-// seccomp-compile.test.ts, outside a container.
+// The default profile's keyring and user-namespace denials are observed in a container by
+// seccomp-default.test.ts (the payload's `syscall` command).
 //
 // runc 1.1.5 refuses every seccomp flag ("seccomp flags are not yet supported by runc");
 // for flags the suite asserts that refusal, and a clean failure, when RUNTIME=runc.
