@@ -74,19 +74,27 @@ export const DEFAULT_SHIM_CONFIG: Readonly<ShimConfig> = Object.freeze({
   shimCgroup: '',
 });
 
-/** TOML key → field, with the type each must have. */
-const KEYS: Record<string, { field: keyof ShimConfig; type: 'boolean' | 'number' | 'protocol' | 'string' }> = {
-  debug: { field: 'debug', type: 'boolean' },
-  no_pivot_root: { field: 'noPivotRoot', type: 'boolean' },
-  no_new_keyring: { field: 'noNewKeyring', type: 'boolean' },
-  systemd_cgroup: { field: 'systemdCgroup', type: 'boolean' },
-  oom_poll_interval_ms: { field: 'oomPollIntervalMs', type: 'number' },
-  io_drain_timeout_ms: { field: 'ioDrainTimeoutMs', type: 'number' },
-  protocol: { field: 'protocol', type: 'protocol' },
-  grpc_keepalive_interval_ms: { field: 'grpcKeepAliveIntervalMs', type: 'number' },
-  idle_exit_ms: { field: 'idleExitMs', type: 'number' },
-  shim_cgroup: { field: 'shimCgroup', type: 'string' },
+export interface ShimConfigKey {
+  field: keyof ShimConfig;
+  type: 'boolean' | 'number' | 'protocol' | 'string';
+  /** One line for humans (`vkernel containerd-config --shim-config` prints it). */
+  doc: string;
+}
+
+/** [shim] TOML key → field, the type each must have, and what it does. */
+export const SHIM_CONFIG_KEYS: Readonly<Record<string, ShimConfigKey>> = {
+  protocol: { field: 'protocol', type: 'protocol', doc: '"auto" (negotiated per containerd), "grpc" or "ttrpc"; docs/protocol.md' },
+  debug: { field: 'debug', type: 'boolean', doc: 'debug lines in the shim log' },
+  no_pivot_root: { field: 'noPivotRoot', type: 'boolean', doc: 'runc --no-pivot' },
+  no_new_keyring: { field: 'noNewKeyring', type: 'boolean', doc: 'runc --no-new-keyring' },
+  systemd_cgroup: { field: 'systemdCgroup', type: 'boolean', doc: "cgroupsPath is systemd's slice:prefix:name" },
+  oom_poll_interval_ms: { field: 'oomPollIntervalMs', type: 'number', doc: 'how often the OOM counters are read where no OOM event exists' },
+  io_drain_timeout_ms: { field: 'ioDrainTimeoutMs', type: 'number', doc: 'how long Delete waits for stdio copying to finish' },
+  grpc_keepalive_interval_ms: { field: 'grpcKeepAliveIntervalMs', type: 'number', doc: 'gRPC mode: how often containerd is made to call State (0 = never)' },
+  idle_exit_ms: { field: 'idleExitMs', type: 'number', doc: 'a daemon with no container and no connection for this long exits (0 = never)' },
+  shim_cgroup: { field: 'shimCgroup', type: 'string', doc: "cgroup a new group daemon joins (must exist), as runc's ShimCgroup; \"\" = containerd's" },
 };
+const KEYS = SHIM_CONFIG_KEYS;
 
 type TomlParse = (text: string) => Record<string, unknown>;
 

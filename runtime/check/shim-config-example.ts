@@ -1,27 +1,12 @@
 // `vkernel containerd-config --shim-config`: an example of the shim's own config file
 // (/etc/vkernel/config.toml, the runtime entry's ConfigPath), written with smol-toml plus a
 // comment per key.
-import { DEFAULT_SHIM_CONFIG, type ShimProtocolSetting } from '../../shim/config';
+import { DEFAULT_SHIM_CONFIG, SHIM_CONFIG_KEYS, type ShimProtocolSetting } from '../../shim/config';
 import { DEFAULT_VKERNEL_CONFIG } from './containerd-config';
 import { toml } from './toml';
 
-/**
- * [shim] keys of shim/config.ts (its KEYS table is private) with a one-line explanation. A key
- * whose field the shim does not have (yet) is left out; the unit test fails when a shim
- * setting is missing here or does not parse back to its default.
- */
-const SHIM_KEYS: ReadonlyArray<[key: string, field: string, why: string]> = [
-  ['protocol', 'protocol', '"auto" (negotiated per containerd), "grpc" or "ttrpc"; docs/protocol.md'],
-  ['debug', 'debug', 'debug lines in the shim log'],
-  ['no_pivot_root', 'noPivotRoot', 'runc --no-pivot'],
-  ['no_new_keyring', 'noNewKeyring', 'runc --no-new-keyring'],
-  ['systemd_cgroup', 'systemdCgroup', "cgroupsPath is systemd's slice:prefix:name"],
-  ['oom_poll_interval_ms', 'oomPollIntervalMs', 'how often the OOM counters are read'],
-  ['io_drain_timeout_ms', 'ioDrainTimeoutMs', 'how long Delete waits for stdio copying to finish'],
-  ['grpc_keepalive_interval_ms', 'grpcKeepAliveIntervalMs', 'gRPC mode: how often containerd is made to call State (0 = never)'],
-  ['idle_exit_ms', 'idleExitMs', 'a daemon with no container and no connection for this long exits (0 = never)'],
-  ['shim_cgroup', 'shimCgroup', "cgroup a new group daemon joins (must exist), as runc's ShimCgroup; \"\" = containerd's"],
-];
+/** The shim's [shim] keys in its own order, with their one-line docs (shim/config.ts). */
+const SHIM_KEYS: ReadonlyArray<[key: string, field: string, why: string]> = Object.entries(SHIM_CONFIG_KEYS).map(([key, k]) => [key, k.field, k.doc]);
 
 /** An example /etc/vkernel/config.toml: the defaults, with `protocol` if given. */
 export function shimConfigExample(protocol?: ShimProtocolSetting): string {
