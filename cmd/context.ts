@@ -20,6 +20,30 @@ export function contextFrom(argv: GlobalArgs): RuntimeContext {
   return makeContext({ root: argv.root || DEFAULT_ROOT, log: logger, systemdCgroup: !!argv['systemd-cgroup'] });
 }
 
+/**
+ * Before a command runs (a usage error from the parser) no context exists yet: take --log and
+ * --log-format from the raw arguments, so the error lands where runc would put it (a shim
+ * reading a json log file finds it there).
+ */
+export function useLogFromArgv(argv: readonly string[]): void {
+  if (logger) return;
+  const value = (name: string): string | undefined => {
+    for (let i = 0; i < argv.length; i++) {
+      const a = argv[i];
+      if (a === '--') break;
+      if (a === `--${name}` || a === `-${name}`) return argv[i + 1];
+      if (a.startsWith(`--${name}=`) || a.startsWith(`-${name}=`)) return a.slice(a.indexOf('=') + 1);
+    }
+    return undefined;
+  };
+  const format = value('log-format') === 'json' ? 'json' : 'text';
+  try {
+    logger = new Logger({ file: value('log') || undefined, format });
+  } catch {
+    // an unusable --log: stderr
+  }
+}
+
 /** runc prints one error line: to the log (json for shims), and to stderr when the log is a file. */
 export function reportError(err: unknown): void {
   const msg = err instanceof VkernelError ? err.message : err instanceof Error ? err.message : String(err);

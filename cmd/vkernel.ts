@@ -13,7 +13,7 @@ import { eventsCommand, pauseCommand, resumeCommand, updateCommand } from './com
 import { runCommand } from './commands/run';
 import { normalizeArgv, unknownGlobalFlag } from './argv';
 import { InvalidArgumentError } from '../runtime/errors';
-import { reportError } from './context';
+import { reportError, useLogFromArgv } from './context';
 import { trace } from '../runtime/trace';
 
 export async function main(argv: string[]): Promise<void> {
@@ -25,6 +25,7 @@ export async function main(argv: string[]): Promise<void> {
   });
   const unknown = unknownGlobalFlag(argv);
   if (unknown) {
+    useLogFromArgv(argv);
     reportError(new InvalidArgumentError(`flag provided but not defined: ${unknown}`, unknown));
     process.exitCode = 1;
     return;
@@ -61,11 +62,18 @@ export async function main(argv: string[]): Promise<void> {
     .demandCommand(1, 'a command is required')
     .strict()
     .fail((msg, err) => {
-      reportError(err ?? new Error(msg));
+      useLogFromArgv(argv);
+      reportError(err ?? new Error(runcStyleUsage(msg)));
       process.exit(1);
     })
     .help()
     .parseAsync();
+}
+
+/** yargs' "Unknown arguments: no-such-flag, noSuchFlag" said as runc (urfave/cli) says it. */
+export function runcStyleUsage(msg: string): string {
+  const unknown = /^Unknown arguments?: ([^,]+)/.exec(msg);
+  return unknown ? `flag provided but not defined: -${unknown[1].trim()}` : msg;
 }
 
 if (require.main === module) {

@@ -21,7 +21,7 @@ export class Logger {
     this.#format = opts.format ?? 'text';
     this.#debug = !!opts.debug;
     this.toFile = !!opts.file && opts.file !== '/dev/stderr';
-    this.#fd = this.toFile ? fs.openSync(opts.file!, 'a', 0o600) : 2;
+    this.#fd = this.toFile ? fs.openSync(opts.file!, 'a', 0o644) : 2;
   }
 
   log(level: LogLevel, msg: string): void {

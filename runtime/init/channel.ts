@@ -85,7 +85,7 @@ class InitSession {
       detached: !plan.wait,
       env: {},
     });
-    this.child.on('error', (err) => this.enqueue(() => this.fail(new InternalError(`cannot run vkinit: ${err.message}`, { cause: err }))));
+    this.child.on('error', (err) => this.enqueue(() => this.fail(new InternalError(`cannot run vkinit: ${err.message}${(err as NodeJS.ErrnoException).code === 'ENOENT' ? ' (build it: make native)' : ''}`, { cause: err }))));
     this.child.on('close', (code, signal) => this.enqueue(() => this.onClose(code, signal)));
     this.sock = this.child.stdio[syncFd] as Socket;
     if (!this.sock) return; // spawn failed; 'error' follows

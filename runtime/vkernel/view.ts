@@ -338,6 +338,7 @@ function startFuse(vkfs: string, stateDir: string, mountpoint: string, timeoutMs
 async function writeSnapshot(r: ViewRecord, stateDir: string): Promise<void> {
   const args = ['snapshot', '--config', path.join(stateDir, CONFIG), '--out', r.source];
   if (process.getuid?.() === 0) args.push('--tmpfs');
+  if (!fs.existsSync(r.vkfs)) throw new FailedPreconditionError(`vkernel view: ${r.vkfs} is missing (build it: make native), or turn the view off (io.vkernel.view=off)`);
   const res = await run(r.vkfs, args);
   if (res.code !== 0) throw new FailedPreconditionError(`vkernel view: snapshot failed: ${res.stderr.trim()}`);
 }

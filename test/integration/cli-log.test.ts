@@ -87,6 +87,15 @@ describeIf(ok)('CLI --log and --log-format (as runc)', () => {
       }
     }));
 
+  it('a usage error (no container id) also goes to the json log; the file is 0644', async () => {
+    const log = path.join(tmp, 'usage.json');
+    const r = await runRuntime(['--log', log, '--log-format', 'json', 'state']);
+    expect(r.code).not.toBe(0);
+    const entries = jsonLines(log);
+    expect(entries).toEqual([{ level: 'error', msg: expect.stringMatching(/\S/), time: expect.stringMatching(TIME) }]);
+    expect(fs.statSync(log).mode & 0o777).toBe(0o644);
+  });
+
   it('an unknown --log-format is refused', async () => {
     const r = await runRuntime(['--log-format', 'xml', 'state', uniqueId()]);
     expect(r.code).toBe(1);

@@ -14,3 +14,18 @@ describe('normalizeArgv keeps a command\'s own flags away from the CLI', () => {
     expect(normalizeArgv(input)).toEqual(expected);
   });
 });
+
+describe('usage errors read as runc writes them', () => {
+  // Loaded lazily: cmd/vkernel pulls in every command module.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { runcStyleUsage } = require('../../cmd/vkernel') as typeof import('../../cmd/vkernel');
+
+  it('an unknown command flag', () => {
+    expect(runcStyleUsage('Unknown arguments: no-such-flag, noSuchFlag')).toBe('flag provided but not defined: -no-such-flag');
+    expect(runcStyleUsage('Unknown argument: x')).toBe('flag provided but not defined: -x');
+  });
+
+  it('other messages pass through', () => {
+    expect(runcStyleUsage('Not enough non-option arguments: got 0, need at least 1')).toBe('Not enough non-option arguments: got 0, need at least 1');
+  });
+});
