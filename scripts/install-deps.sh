@@ -35,7 +35,9 @@ fi
 
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 if [ "$node_major" -lt 20 ]; then
-  echo "install-deps: vkernel needs Node.js 20 or newer (found: $(node --version 2>/dev/null || echo none))" >&2
+  echo "install-deps: vkernel needs Node.js 20 or newer (found: $(node --version 2>/dev/null || echo none))." >&2
+  echo "  Debian 12 ships Node.js 18. Install 20 from NodeSource (the 'nodejs' 20.x package) or from" >&2
+  echo "  Debian trixie ('apt-get install -t trixie nodejs', which also upgrades libc6), then run this again." >&2
   exit 1
 fi
 
