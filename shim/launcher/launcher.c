@@ -206,19 +206,21 @@ static int ask_manager(const char *path, const struct buf *req, struct buf *out)
   return 0;
 }
 
+#ifdef VK_PKGROOT
 static int is_file(const char *p) {
   return access(p, R_OK) == 0;
 }
+#endif
 
 // The package root: VKERNEL_PKGROOT, the baked-in VK_PKGROOT, or derived from our own path.
 static void package_root(char *out, size_t size) {
-  char script[PATH_MAX + sizeof COLD_SCRIPT];
   const char *env = getenv("VKERNEL_PKGROOT");
   if (env && *env) {
     snprintf(out, size, "%s", env);
     return;
   }
 #ifdef VK_PKGROOT
+  char script[PATH_MAX + sizeof COLD_SCRIPT];
   snprintf(script, sizeof script, "%s" COLD_SCRIPT, VK_PKGROOT);
   if (is_file(script)) {
     snprintf(out, size, "%s", VK_PKGROOT);
