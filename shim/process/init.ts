@@ -3,6 +3,7 @@
 // machine first; the runtime library does the work in-process. The exit is recorded by the
 // container (it first waits for the execs, see shim/task/container.ts) via finishExit.
 import { CleanupStack } from '../../runtime/cleanup';
+import { trace } from '../../runtime/trace';
 import { FailedPreconditionError, NotFoundError, VkernelError, type LinuxResources } from '../../runtime';
 import { emit } from '../events';
 import { openProcessIO } from '../io';
@@ -49,7 +50,9 @@ export class InitProcess extends ShimProcess {
     try {
       this.#rootfs = await mountRootfs(this.bundle, opts.rootfs);
       undo.push('unmount rootfs', () => this.#rootfs?.unmount());
+      trace('shim: rootfs mounted');
       const io = await openProcessIO(this.stdio, { containerId: this.id, namespace: env.namespace });
+      trace('shim: stdio open');
       undo.push('close stdio', () => io.close(0));
       const { pid } = await env.runtime.create(env.ctx, {
         id: this.id,
@@ -68,6 +71,7 @@ export class InitProcess extends ShimProcess {
       });
       await io.attach();
       this.adoptIO(io);
+      trace('shim: stdio attached');
       undo.release();
       return { exited: watch };
     } catch (err) {
@@ -152,12 +156,15 @@ export class InitProcess extends ShimProcess {
     return this.lock.run(async () => {
       this.machine.check('delete');
       await this.env.runtime.delete(this.env.ctx, this.id);
+      trace('shim: runtime delete done');
       try {
         await this.#rootfs?.unmount();
       } catch (err) {
         throw new VkernelError('INTERNAL', `unmount rootfs of ${this.id}: ${(err as Error).message}`, { cause: err });
       }
+      trace('shim: rootfs unmounted');
       await this.closeIO();
+      trace('shim: stdio closed');
       this.machine.apply('delete');
       const t = this.exitTriple();
       emit(this.env.events, '/tasks/delete', {

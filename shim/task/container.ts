@@ -7,6 +7,7 @@
 //   4. then the init's exit is recorded and its TaskExit published, so containerd (and
 //      `ctr run`, which returns on the init's exit) has seen every exec end before it.
 import { AlreadyExistsError, FailedPreconditionError, NotFoundError, type Process } from '../../runtime';
+import { trace } from '../../runtime/trace';
 import { emit } from '../events';
 import { ExecProcess, InitProcess, type ProcessEnv, type ShimProcess, type StdioPaths } from '../process';
 import type { ExitStatus } from '../reaper';
@@ -121,6 +122,7 @@ export class ShimContainer {
 
   async #onInitExit(e: ExitStatus): Promise<void> {
     this.#initExiting = true;
+    trace('shim: init reaped');
     const { env } = this;
     try {
       if (!env.runtime.ownPidNamespace(env.ctx, this.id)) {
@@ -144,6 +146,7 @@ export class ShimContainer {
       if (late) env.log.warn(`init of ${this.id} exited; some exec exits were not seen within ${EXEC_EXIT_GRACE_MS} ms`);
     }
     await this.init.finishExit(e);
+    trace('shim: init exit published');
   }
 
   #watchOom(intervalMs: number): void {
