@@ -47,6 +47,15 @@ export function managerFiles(socket: string): { socket: string; pidFile: string;
  */
 export const NODE_FLAGS = ['--no-warnings'];
 
+/**
+ * A shim daemon's V8 settings on top: a 1 MiB young generation (default 16 MiB: the daemon
+ * allocates little, and every committed semi-space page stays resident) and only the
+ * interpreter (no TurboFan, no Sparkplug: a daemon runs each path a few times per container,
+ * nothing gets hot enough to pay back their code). Idle warm daemon RSS 55.9 → 49.6 MiB;
+ * no measurable change in Create/Start/Delete latency (bench/shim.ts).
+ */
+export const DAEMON_NODE_FLAGS = [...NODE_FLAGS, '--max-semi-space-size=1', '--no-opt', '--no-sparkplug'];
+
 export function childEnv(env: NodeJS.ProcessEnv, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return { ...env, NODE_NO_WARNINGS: '1', ...extra };
 }

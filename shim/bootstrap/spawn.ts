@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { InternalError } from '../../runtime/errors';
 import type { DaemonLaunch, DaemonLauncher } from './daemon-config';
-import { childEnv, DAEMON_MAIN, NODE_FLAGS } from './paths';
+import { childEnv, DAEMON_MAIN, DAEMON_NODE_FLAGS } from './paths';
 
 /** The daemon's argv after the script: informational (ps, leak checks); the config is in the env. */
 export function daemonArgs(config: { namespace: string; groupId: string; address: string }): string[] {
@@ -15,7 +15,7 @@ export function daemonArgs(config: { namespace: string; groupId: string; address
 }
 
 export function spawnDirectDaemon(l: DaemonLaunch, env: NodeJS.ProcessEnv = process.env): number {
-  const child = spawn(process.execPath, [...NODE_FLAGS, DAEMON_MAIN, ...daemonArgs(l.config)], {
+  const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, DAEMON_MAIN, ...daemonArgs(l.config)], {
     cwd: '/',
     detached: true,
     stdio: ['ignore', 'ignore', 'ignore', l.listenFd],

@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { native } from '../../runtime/native';
 import type { DaemonLaunch } from '../bootstrap/daemon-config';
-import { childEnv, DAEMON_MAIN, NODE_FLAGS } from '../bootstrap/paths';
+import { childEnv, DAEMON_MAIN, DAEMON_NODE_FLAGS } from '../bootstrap/paths';
 import { adjustOomScore } from '../bootstrap/spawn';
 
 export interface WarmPoolOptions {
@@ -108,7 +108,7 @@ export class WarmPool {
   }
 
   #spawnOne(): boolean {
-    const child = spawn(process.execPath, [...NODE_FLAGS, DAEMON_MAIN, '--warm', this.#opts.controlSocket], {
+    const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, DAEMON_MAIN, '--warm', this.#opts.controlSocket], {
       cwd: '/',
       detached: true,
       stdio: 'ignore',
