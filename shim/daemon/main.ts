@@ -86,6 +86,12 @@ function readLine(fd: number, first: Buffer): string {
 
 async function warm(controlSocket: string): Promise<void> {
   const serve = loadServe(); // everything the daemon needs is loaded before we report ready
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    (require('./prewarm') as typeof import('./prewarm')).prewarmCodecs();
+  } catch {
+    // only an optimization: the codecs are then generated on first use
+  }
   const ctl = native().connectUnix(controlSocket);
   fs.writeSync(ctl, `${JSON.stringify({ pid: process.pid })}\n`);
   const msg = await native().recvFd(ctl, -1);
