@@ -2,7 +2,7 @@
 // container's cgroup, by one of three mechanisms (docs/vkernel-syscalls.md):
 //
 //   notify   seccomp user notification served by build/vkagent (agent/vkagent.c). create
-//            starts one agent (keeper + worker) in the container's state dir; vkinit loads
+//            starts one agent (keeper + worker + standby) in the container's state dir; vkinit loads
 //            the fixed filter below as the last filter before execve and hands the listener
 //            to the agent over the OCI seccomp agent protocol; delete stops the agent.
 //            `vkernel agent --socket P` runs the same agent for runc / crun.
@@ -344,7 +344,7 @@ export function tracerPids(stateDir: string): number[] {
   return livePids(pidfile, 'trace', pidfile);
 }
 
-/** The agent's keeper and worker pids (from its pidfile; only live vkagent processes). */
+/** The agent's keeper, worker and standby pids (pidfile "keeper worker standby"; only live vkagent processes, in that order). */
 export function agentPids(stateDir: string): number[] {
   const dir = path.resolve(stateDir);
   let socket: string;
@@ -383,10 +383,12 @@ export async function stopAgent(stateDir: string): Promise<void> {
   } catch {
     return;
   }
-  // SIGKILL both: the keeper's own cleanup (socket, conf files) is redone below, and its
-  // listeners only serve this container, which is gone or being deleted.
-  await killAll(agentPids(dir));
-  for (const f of [socket, path.join(dir, PIDFILE), path.join(dir, 'vkagent.socket'), path.join(dir, 'filter.json')]) fs.rmSync(f, { force: true });
+  // SIGKILL all: the keeper's own cleanup (socket, conf files) is redone below, and its
+  // listeners only serve this container, which is gone or being deleted. The standby goes
+  // first (it takes over when it sees the keeper die); if one took over all the same (the
+  // keeper was dying already), the pidfile names the new processes: read it again.
+  for (let round = 0, pids = agentPids(dir); pids.length > 0 && round < 5; round++, pids = agentPids(dir)) await killAll([...pids].reverse());
+  for (const f of [socket, path.join(dir, PIDFILE), path.join(dir, `${PIDFILE}.tmp`), path.join(dir, 'vkagent.socket'), path.join(dir, 'filter.json')]) fs.rmSync(f, { force: true });
   fs.rmSync(`${socket}.d`, { recursive: true, force: true });
 }
 

@@ -55,14 +55,22 @@ const stateDir = (id: string) => path.join(runtimeRoot(), id);
 const viewDir = (id: string) => path.join(stateDir(id), 'view');
 const agentDir = (id: string) => path.join(stateDir(id), 'agent');
 
-/** vkfs.pid: "keeper worker standby". */
-function vkfsPair(id: string): { keeper: number; worker: number; standby: number } {
+/** A "keeper worker standby" pidfile (positions kept, unlike agentPids; zeros when missing). */
+function pidTrio(file: string): { keeper: number; worker: number; standby: number } {
   try {
-    const [keeper, worker, standby] = fs.readFileSync(path.join(viewDir(id), 'vkfs.pid'), 'utf8').trim().split(/\s+/).map(Number);
+    const [keeper, worker, standby] = fs.readFileSync(file, 'utf8').trim().split(/\s+/).map(Number);
     return { keeper, worker, standby };
   } catch {
     return { keeper: 0, worker: 0, standby: 0 };
   }
+}
+const vkfsPair = (id: string) => pidTrio(path.join(viewDir(id), 'vkfs.pid'));
+const agentTrio = (id: string) => pidTrio(path.join(agentDir(id), 'vkagent.pid'));
+
+/** All three of the agent alive, none of them in `old`. */
+function agentRenewed(id: string, old: number[]): boolean {
+  const now = agentTrio(id);
+  return [now.keeper, now.worker, now.standby].every((p) => p > 0 && alive(p) && !old.includes(p));
 }
 
 /**
@@ -317,18 +325,20 @@ describeIf(ok)('vkernel acceptance (CLI): the supervisor killed while the worklo
       expect(await advance()).toBe(true);
       expect(errors()).toEqual([]);
 
-      let [akeeper, aworker] = agentPids(agentDir(id));
+      let { keeper: akeeper, worker: aworker } = agentTrio(id);
       for (let round = 0; round < 3; round++) {
         kill(aworker);
         const old = aworker;
         // the keeper forks a new worker and rewrites its pidfile
-        expect(await until(() => ([akeeper, aworker] = agentPids(agentDir(id))).length === 2 && aworker !== old)).toBe(true);
+        expect(await until(() => ({ keeper: akeeper, worker: aworker } = agentTrio(id)).worker !== old && alive(aworker) && agentPids(agentDir(id)).length === 3)).toBe(true);
         expect(await advance()).toBe(true);
         expect(errors()).toEqual([]);
       }
-      kill(akeeper); // the worker keeps serving the listener it holds
+      const { standby: astandby } = agentTrio(id);
+      kill(akeeper); // the standby takes over and adopts the worker, which keeps serving
+      expect(await until(() => agentTrio(id).keeper === astandby && agentRenewed(id, [akeeper]))).toBe(true);
+      expect(agentTrio(id).worker).toBe(aworker);
       expect(await advance()).toBe(true);
-      expect(alive(aworker)).toBe(true);
       expect(errors()).toEqual([]);
       // keeper, worker, standby (the standby of the killed keeper exits once it sees the takeover)
       expect(await until(() => supervisorPids(viewDir(id)).length === 3)).toBe(true);
@@ -352,6 +362,65 @@ describeIf(ok)('vkernel acceptance (CLI): the supervisor killed while the worklo
           return now.keeper !== keeper && [now.keeper, now.worker, now.standby].every((p) => p > 0 && alive(p));
         })).toBe(true);
       }
+      await runRuntimeOk(['delete', '--force', b.id]);
+    }));
+
+  it('agent keeper and worker killed at the same instant, then the new keeper, then its worker: no sysinfo error, values stay virtual', () =>
+    withLeakCheck(async () => {
+      const { b, errors, advance } = await loopContainer();
+      const id = b.id;
+      const gone: number[] = [];
+      for (let round = 0; round < 3; round++) {
+        const { keeper, worker, standby } = agentTrio(id);
+        expect(agentPids(agentDir(id))).toEqual([keeper, worker, standby]);
+        process.kill(keeper, 'SIGKILL');
+        process.kill(worker, 'SIGKILL');
+        gone.push(keeper, worker);
+        // the standby becomes the keeper, with a new worker and a new standby
+        expect(await until(() => agentTrio(id).keeper === standby && agentRenewed(id, gone))).toBe(true);
+        expect(await advance()).toBe(true);
+        expect(errors()).toEqual([]);
+      }
+      // The keeper alone (its standby adopts the worker), and later that worker.
+      const { keeper, worker, standby } = agentTrio(id);
+      kill(keeper);
+      gone.push(keeper);
+      expect(await until(() => agentTrio(id).keeper === standby && agentTrio(id).worker === worker && agentRenewed(id, gone))).toBe(true);
+      expect(await advance()).toBe(true);
+      kill(worker);
+      gone.push(worker);
+      expect(await until(() => agentRenewed(id, gone))).toBe(true);
+      expect(await advance()).toBe(true);
+      expect(errors()).toEqual([]);
+      // The standby alone: the keeper forks another one.
+      const before = agentTrio(id);
+      kill(before.standby);
+      expect(await until(() => agentTrio(id).keeper === before.keeper && agentTrio(id).standby !== before.standby && alive(agentTrio(id).standby))).toBe(true);
+      expect(await advance()).toBe(true);
+      expect(errors()).toEqual([]);
+      // The view is still the container's (not the host's) after all of it.
+      const kv = parseKeyValues((await runRuntimeOk(['exec', id, '/vktest', 'sysinfo'])).stdout);
+      expect(kv.totalram).toBe(String(256 * MiB));
+      const last = agentPids(agentDir(id));
+      expect(last).toHaveLength(3);
+      const socket = fs.readFileSync(path.join(agentDir(id), 'vkagent.socket'), 'utf8');
+      await runRuntimeOk(['delete', '--force', id]);
+      expect(await until(() => last.every((p) => !alive(p)))).toBe(true);
+      expect(pgrep(`vkagent serve --socket ${socket}`)).toEqual([]);
+    }));
+
+  it('a SIGTERM to the agent keeper stops all three (the standby does not take over)', () =>
+    withLeakCheck(async () => {
+      const b = await makeBundle({ args: ['/vktest', 'sleep', '60'], mutate: (s) => void (s.linux!.resources = { ...s.linux!.resources, ...LIMITS }) });
+      await runRuntimeOk(['run', '--detach', '--bundle', b.dir, b.id]);
+      const pids = agentPids(agentDir(b.id));
+      expect(pids).toHaveLength(3);
+      const socket = fs.readFileSync(path.join(agentDir(b.id), 'vkagent.socket'), 'utf8');
+      process.kill(pids[0], 'SIGTERM');
+      expect(await until(() => pids.every((p) => !alive(p)))).toBe(true);
+      await sleep(300);
+      expect(pgrep(`vkagent serve --socket ${socket}`)).toEqual([]);
+      expect(fs.existsSync(socket)).toBe(false);
       await runRuntimeOk(['delete', '--force', b.id]);
     }));
 });
@@ -392,7 +461,7 @@ describeIf(ok)('vkernel acceptance (CLI): nothing is left', () => {
       const vkfs = supervisorPids(viewDir(b.id));
       const agent = agentPids(agentDir(b.id));
       expect(vkfs).toHaveLength(3); // keeper, worker, standby
-      expect(agent).toHaveLength(2);
+      expect(agent).toHaveLength(3); // keeper, worker, standby
       expect(fuseMounts(b.id)).toHaveLength(1);
       expect(notifyFds(agent).length).toBeGreaterThanOrEqual(1);
       expect(pgrep(b.id).sort()).toEqual(expect.arrayContaining([...vkfs, ...agent].sort()));

@@ -27,6 +27,7 @@ import {
   type Bundle,
 } from '../harness';
 import { agentDir, alive, LIMITS, MiB, sleep, until } from './helpers/vkernel-syscalls';
+import { pgrep } from './helpers/vkernel';
 import type { LinuxResources, Spec } from '../../runtime/spec/types';
 
 const VKAGENT = buildPath('vkagent');
@@ -113,7 +114,11 @@ describeIf(ok)('vkernel syscalls (vkernel CLI)', () => {
     expect(kv.vknproc).toBe(String(os.cpus().length));
   });
 
-  it('killing the agent worker repeatedly while the container loops over sysinfo: no errors', async () => {
+  // keeper, worker, standby (agentPids with all three alive): the ones to SIGKILL together
+  it.each([
+    ['the agent worker', (p: number[]) => [p[1]]],
+    ['the agent keeper and worker together', (p: number[]) => [p[0], p[1]]],
+  ])('killing %s repeatedly while the container loops over sysinfo: no errors', async (_what, victims) => {
     const b = await bundle(['/bin/sh', '-c', 'sleep 0.3; /vktest loop sysinfo 300000'], withLimits(LIMITS));
     const child = spawnRun(b);
     let kills = 0;
@@ -128,9 +133,9 @@ describeIf(ok)('vkernel syscalls (vkernel CLI)', () => {
     while (!finished) {
       const pids = agentPids(agentDir(b.id));
       const worker = pids[1];
-      if (worker && !seen.has(worker)) {
+      if (pids.length === 3 && !seen.has(worker)) {
         seen.add(worker);
-        process.kill(worker, 'SIGKILL');
+        for (const p of victims(pids)) process.kill(p, 'SIGKILL');
         kills++;
       }
       await sleep(40);
@@ -143,7 +148,7 @@ describeIf(ok)('vkernel syscalls (vkernel CLI)', () => {
     expect(kills).toBeGreaterThan(3);
   }, 60_000);
 
-  it('killing the agent keeper mid-loop: the worker keeps serving, no errors, nothing left after delete', async () => {
+  it('killing the agent keeper mid-loop: the standby takes over, the worker keeps serving, no errors, nothing left after delete', async () => {
     const b = await bundle(['/bin/sh', '-c', 'sleep 0.3; /vktest loop sysinfo 100000'], withLimits(LIMITS));
     const child = spawnRun(b);
     const done = new Promise<{ code: number; out: string }>((resolve) => {
@@ -152,9 +157,13 @@ describeIf(ok)('vkernel syscalls (vkernel CLI)', () => {
       child.on('exit', (code) => resolve({ code: code ?? -1, out }));
     });
     let pids: number[] = [];
-    expect(await until(() => (pids = agentPids(agentDir(b.id))).length === 2)).toBe(true);
+    expect(await until(() => (pids = agentPids(agentDir(b.id))).length === 3)).toBe(true); // keeper, worker, standby
     await sleep(500);
     process.kill(pids[0], 'SIGKILL');
+    // the standby is the keeper now, with the same worker and a standby of its own
+    let now: number[] = [];
+    expect(await until(() => (now = agentPids(agentDir(b.id))).length === 3 && now[0] === pids[2] && now[1] === pids[1])).toBe(true);
+    pids.push(now[2]);
     const r = await done;
     expect(r.code).toBe(0);
     const kv = parseKeyValues(r.out);
@@ -172,7 +181,7 @@ describeIf(ok)('vkernel syscalls (vkernel CLI)', () => {
     expect((await runRuntimeOk(['exec', b.id, '/vktest', 'nproc'])).stdout.trim()).toBe('1');
     const dir = agentDir(b.id);
     const pids = agentPids(dir);
-    expect(pids.length).toBe(2);
+    expect(pids.length).toBe(3); // keeper, worker, standby
     const socket = fs.readFileSync(path.join(dir, 'vkagent.socket'), 'utf8');
     expect(fs.existsSync(socket)).toBe(true);
     await runRuntimeOk(['delete', '--force', b.id]);
@@ -187,11 +196,34 @@ describeIf(ok)('vkernel syscalls (vkernel CLI)', () => {
     const a = spawn(VKAGENT, ['serve', '--socket', socket, '--pidfile', path.join(dir, 'pid')], { stdio: 'ignore' });
     const exited = new Promise<number | null>((r) => a.once('exit', (code) => r(code)));
     expect(await until(() => fs.existsSync(path.join(dir, 'pid')))).toBe(true);
-    const [, worker] = fs.readFileSync(path.join(dir, 'pid'), 'utf8').trim().split(' ').map(Number);
+    const [, worker, standby] = fs.readFileSync(path.join(dir, 'pid'), 'utf8').trim().split(' ').map(Number);
+    expect(alive(standby)).toBe(true);
     fs.rmSync(socket);
     expect(await Promise.race([exited, sleep(8000).then(() => 'timeout')])).toBe(0);
-    expect(await until(() => !alive(worker))).toBe(true);
+    expect(await until(() => !alive(worker) && !alive(standby))).toBe(true);
     fs.rmSync(dir, { recursive: true, force: true });
+  }, 15_000);
+
+  it.each(['the parent alone', 'the parent and the keeper at once'])('--die-with-parent, SIGKILL of %s: keeper, worker and standby all stop', async (how) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vkagent-parent-'));
+    const socket = path.join(dir, 's.sock');
+    const pidfile = path.join(dir, 'pid');
+    // the parent only waits (a shim daemon's stand-in)
+    const parent = spawn('/bin/sh', ['-c', '"$0" serve --socket "$1" --pidfile "$2" --die-with-parent & wait', VKAGENT, socket, pidfile], { stdio: 'ignore' });
+    try {
+      expect(await until(() => fs.existsSync(pidfile))).toBe(true);
+      const pids = fs.readFileSync(pidfile, 'utf8').trim().split(' ').map(Number);
+      expect(pids).toHaveLength(3);
+      expect(pids.every(alive)).toBe(true);
+      process.kill(parent.pid!, 'SIGKILL');
+      if (how.includes('keeper')) process.kill(pids[0], 'SIGKILL'); // the standby takes over, then sees the parent gone
+      expect(await until(() => pids.every((p) => !alive(p)) && !fs.existsSync(socket), 8000)).toBe(true);
+      await sleep(300);
+      expect(pgrep(`vkagent serve --socket ${socket}`)).toEqual([]);
+    } finally {
+      parent.kill('SIGKILL');
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   }, 15_000);
 
   it('a profile with its own listener keeps it; auto falls back to ptrace (vkernel-fallbacks.test.ts)', async () => {

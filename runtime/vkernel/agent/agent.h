@@ -35,6 +35,9 @@ struct agent_shared {
 	volatile int32_t inflight_slot; /* -1: none */
 	volatile uint64_t inflight_id;
 	volatile uint64_t handled, continued, restarts;
+	/* The current worker (pid, start time in ticks): a standby that takes over adopts it. */
+	volatile int32_t worker_pid;
+	volatile uint64_t worker_ticks;
 	struct seccomp_notif req; /* RECV target of the worker (see handle) */
 	struct slot slots[MAXC];
 };
@@ -45,6 +48,8 @@ extern const char *sock_path;
 void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 double mono_now(void);
 const char *meta_get(const char *meta, const char *key, char *out, size_t cap);
+/* Field 22 of /proc/<pid>/stat (start time in clock ticks); 0 when the process is gone or a zombie. */
+unsigned long long proc_start_ticks(int pid);
 /* Makes slot i the current container (conf, loadavg state); 0 or -1 (no view: pass through). */
 int select_container(int i, int pid);
 struct buf;

@@ -19,12 +19,21 @@
  *
  * --die-with-parent: the keeper stops (SIGTERM, PR_SET_PDEATHSIG) when the process that
  * started it dies: a shim daemon's shared agent, which nobody else would stop after a
- * kill -9 of the daemon (containerd then cleans up the containers it served).
+ * kill -9 of the daemon (containerd then cleans up the containers it served). A standby
+ * that took over watches that process through a pidfd opened at start.
  *
  * Processes: a keeper owns the listening socket and every listener fd; a worker (forked,
  * re-forked when it dies) serves them with epoll. Before handling a notification the
  * worker records (slot, id) in shared memory; if it dies mid-request the keeper answers
  * that id with CONTINUE before forking the next worker, so no caller hangs or errs.
+ * A third process, the standby, holds a copy of every listener fd (the keeper sends each
+ * new one, and each drop, over a socketpair), the listening socket and the worker's ctl
+ * pair. When the keeper dies (PR_SET_PDEATHSIG) the standby becomes the keeper: it adopts
+ * the worker if it lives (watched by pidfd), else answers its in-flight id and forks a new
+ * one, forks a standby of its own and rewrites the pidfile ("keeper worker standby"). So
+ * the listeners stay open while the keeper or the standby lives: only losing all three at
+ * once (or the keeper and the standby, then the worker) ends the service. A normal stop
+ * (SIGTERM, the socket removed, the parent gone) kills the standby first.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -32,6 +41,7 @@
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stddef.h>
@@ -136,6 +146,20 @@ const char *meta_get(const char *meta, const char *key, char *out, size_t cap)
 	return NULL;
 }
 
+unsigned long long proc_start_ticks(int pid)
+{
+	char p[64], st[1024];
+	snprintf(p, sizeof p, "/proc/%d/stat", pid);
+	if (read_small_once(p, st, sizeof st) <= 0)
+		return 0;
+	const char *s = strrchr(st, ')');
+	if (!s || s[1] != ' ' || s[2] == 'Z' || s[2] == 'X')
+		return 0;
+	for (int field = 3; field <= 22 && s; field++)
+		s = strchr(s + 1, ' ');
+	return s ? strtoull(s + 1, NULL, 10) : 0;
+}
+
 static const char *const role_names[CG_N] = { "cpu", "cpuacct", "cpuset", "memory", "blkio", "pids", "unified" };
 
 /* A vkfs config derived from /proc/<pid>/cgroup (the runc / crun path). */
@@ -194,18 +218,9 @@ static int derive_conf(int i, int pid, char *path, size_t cap)
 		if (cg[r][0])
 			buf_printf(&out, "cg.%s %s\nroot.%s %s\n", role_names[r], cg[r], role_names[r], root[r]);
 	/* the container start: the message's pid is the container process */
-	snprintf(p, sizeof p, "/proc/%d/stat", pid);
-	if (ash->slots[i].pid > 0) {
-		char st[1024];
-		snprintf(p, sizeof p, "/proc/%d/stat", ash->slots[i].pid);
-		if (read_small_once(p, st, sizeof st) > 0) {
-			const char *s = strrchr(st, ')');
-			for (int field = 3; field <= 22 && s; field++)
-				s = strchr(s + 1, ' ');
-			if (s)
-				buf_printf(&out, "start_ticks %llu\n", strtoull(s + 1, NULL, 10));
-		}
-	}
+	unsigned long long ticks = ash->slots[i].pid > 0 ? proc_start_ticks(ash->slots[i].pid) : 0;
+	if (ticks)
+		buf_printf(&out, "start_ticks %llu\n", ticks);
 	snprintf(path, cap, "%s.d/%d.conf", sock_path, i);
 	char tmp[PATH_MAX + 8];
 	snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -521,9 +536,10 @@ static int served(void)
 	return n;
 }
 
-/* No PDEATHSIG: if the keeper dies, this worker keeps serving the listeners it has (so
- * killing either process alone is invisible to the workloads) and exits once the last
- * container is gone or the socket is removed. */
+/* No PDEATHSIG: if the keeper dies, the standby adopts this worker (it holds the ctl
+ * peer). Only when no keeper or standby is left (EOF on ctl) it is an orphan: it keeps
+ * serving the listeners it has and exits once the last container is gone or the socket
+ * is removed. */
 static void worker_main(void)
 {
 	int orphan = 0;
@@ -587,21 +603,232 @@ static void worker_main(void)
 
 /* ---- keeper ---- */
 
+/*
+ * The keeper's state. A standby that takes over inherits all of it by fork: the listening
+ * socket, the ctl pair, the daemon's pidfd; it replaces the rest (take_over).
+ */
+static int ls = -1;              /* the listening socket */
+static struct stat bound;        /* sock_path as we bound it */
+static int kep = -1, ksig = -1;  /* the keeper's epoll and signalfd */
 static pid_t worker = -1;
+static int worker_pidfd = -1;    /* a worker we adopted (not our child): its pidfd, -1: none */
+static int worker_adopted;
+static pid_t standby;            /* 0: none */
+static int sb = -1;              /* keeper -> standby: new and dropped slots */
+static int ready_fd = -1;
+static int die_with_parent;
+static pid_t parent;
+static int parent_pidfd = -1;    /* --die-with-parent: the parent's pidfd (-1: none) */
+static double last_fork;
+
+#define EV_LISTEN UINT64_MAX
+#define EV_SIGNAL (UINT64_MAX - 1)
+#define EV_WORKER (UINT64_MAX - 2)
+#define EV_PARENT (UINT64_MAX - 3)
+#define TAKE_OVER (-100) /* keeper_run's return in a standby whose keeper died */
+
+/* keeper -> standby: slot idx has a new listener (in SCM_RIGHTS) or was dropped; idx
+ * CONN_IDX: the agent connection the keeper is reading (add) or is done with. */
+struct sbmsg {
+	int32_t idx;
+	int32_t add;
+};
+#define CONN_IDX (-1)
+
+static int send_fd(int s, const void *data, size_t len, int fd, int flags)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { (void *)data, len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	if (fd >= 0) {
+		mh.msg_control = cbuf;
+		mh.msg_controllen = sizeof cbuf;
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+	}
+	return sendmsg(s, &mh, MSG_NOSIGNAL | flags) < 0 ? -1 : 0;
+}
+
+static void tell_standby(int idx, int fd)
+{
+	struct sbmsg m = { idx, fd >= 0 };
+	if (sb >= 0 && send_fd(sb, &m, sizeof m, fd, 0) < 0)
+		logf_("standby %d missed slot %d (%s)", (int)standby, idx, strerror(errno));
+}
+
+/* "keeper worker standby" (tmp + rename: a reader never sees half a line). */
+static void write_pidfile(void)
+{
+	if (!pidfile)
+		return;
+	char tmp[PATH_MAX + 8], line[64];
+	snprintf(tmp, sizeof tmp, "%s.tmp", pidfile);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return;
+	int n = snprintf(line, sizeof line, "%d %d %d\n", (int)getpid(), (int)worker, (int)standby);
+	if (write(fd, line, (size_t)n) == n)
+		rename(tmp, pidfile);
+	close(fd);
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+/* In a fresh child: what only the keeper may hold (the standby watches for its EOF). */
+static void close_keeper_fds(void)
+{
+	close_fd(&kep);
+	close_fd(&ksig);
+	close_fd(&sb);
+	close_fd(&worker_pidfd);
+	close_fd(&ready_fd);
+}
 
 static pid_t spawn_worker(void)
 {
 	pid_t p = fork();
 	if (p == 0) {
+		close_keeper_fds();
+		close_fd(&ls);
+		close_fd(&parent_pidfd);
+		close(ctl[0]);
 		sigset_t all;
 		sigfillset(&all);
 		sigprocmask(SIG_UNBLOCK, &all, NULL);
-		close(ctl[0]);
 		worker_main();
 		_exit(0);
 	}
-	if (p > 0)
+	if (p > 0) {
 		ash->restarts++;
+		ash->worker_ticks = proc_start_ticks(p);
+		__atomic_store_n(&ash->worker_pid, p, __ATOMIC_SEQ_CST);
+	}
+	worker_adopted = 0;
+	return p;
+}
+
+/*
+ * The standby: holds a copy of every listener fd (the keeper sends each new one and says
+ * which slots it dropped), the listening socket and the ctl pair, and waits for the keeper
+ * to die (PR_SET_PDEATHSIG, or EOF on its socket). Returns then, to take over.
+ */
+static int myfd[MAXC];    /* the standby's copies of the listeners, by slot */
+static int my_conn = -1;  /* the standby's copy of the connection the keeper is reading */
+
+/* One message from the keeper; recvmsg's result (0: EOF). */
+static int standby_recv(int s)
+{
+	struct sbmsg m;
+	int fd;
+	int r = recv_fd(s, &m, sizeof m, &fd);
+	int *to = r != (int)sizeof m ? NULL : m.idx == CONN_IDX ? &my_conn : m.idx >= 0 && m.idx < MAXC ? &myfd[m.idx] : NULL;
+	if (to) {
+		close_fd(to);
+		if (m.add)
+			*to = fd;
+		else
+			close_fd(&fd);
+	} else {
+		close_fd(&fd);
+	}
+	return r < 0 && errno == EINTR ? 1 : r;
+}
+
+static void standby_main(pid_t keeper, int s)
+{
+	prctl(PR_SET_NAME, "vkagent-stdby");
+	close_keeper_fds();
+	for (int i = 0; i < MAXC; i++) /* the fork copied the keeper's table, same fd numbers */
+		myfd[i] = ash->slots[i].used ? ash->slots[i].fd : -1;
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGCHLD);
+	sigprocmask(SIG_SETMASK, &set, NULL); /* SIGTERM / SIGINT: die (a normal stop) */
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	int usr = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	prctl(PR_SET_PDEATHSIG, SIGUSR1);
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 0 };
+	epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev);
+	ev.data.u64 = 1;
+	epoll_ctl(ep, EPOLL_CTL_ADD, usr, &ev);
+	int eof = 0;
+	while (getppid() == keeper) {
+		struct epoll_event evs[4];
+		int n = epoll_wait(ep, evs, 4, eof ? 50 : 1000);
+		for (int k = 0; k < n; k++) {
+			if (evs[k].data.u64 == 1) {
+				struct signalfd_siginfo si;
+				while (read(usr, &si, sizeof si) == sizeof si)
+					;
+			} else if (!eof && standby_recv(s) == 0) {
+				eof = 1; /* the keeper closed its end: it is dying */
+				epoll_ctl(ep, EPOLL_CTL_DEL, s, NULL);
+			}
+		}
+	}
+	/* What the keeper sent before it died and we have not read yet. */
+	fcntl(s, F_SETFL, O_NONBLOCK);
+	while (standby_recv(s) > 0)
+		;
+	prctl(PR_SET_PDEATHSIG, 0);
+	signal(SIGUSR1, SIG_IGN); /* discards the pending one: the keeper's mask unblocks it */
+	signal(SIGUSR1, SIG_DFL);
+	close(usr);
+	close(ep);
+	close(s);
+	/* Our copies are the listeners now. A slot the keeper filled but had not marked used
+	 * yet is served; one it dropped without telling us hangs up in our epoll. */
+	for (int i = 0; i < MAXC; i++) {
+		struct slot *sl = &ash->slots[i];
+		if (myfd[i] >= 0) {
+			sl->fd = myfd[i];
+			__atomic_store_n(&sl->used, 1, __ATOMIC_SEQ_CST);
+		} else if (sl->used) {
+			logf_("slot %d: the keeper died before handing its listener over: dropped", i);
+			__atomic_store_n(&sl->used, 0, __ATOMIC_SEQ_CST);
+		}
+	}
+	logf_("keeper %d gone: the standby takes over", (int)keeper);
+}
+
+/* Forks the standby; 0 in the standby once its keeper is gone (the caller takes over). */
+static pid_t spawn_standby(void)
+{
+	int sp[2];
+	close_fd(&sb);
+	standby = 0;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
+		logf_("standby: socketpair: %s", strerror(errno));
+		return -1;
+	}
+	pid_t keeper = getpid();
+	pid_t p = fork();
+	if (p == 0) {
+		close(sp[0]);
+		standby_main(keeper, sp[1]);
+		return 0;
+	}
+	close(sp[1]);
+	if (p < 0) {
+		logf_("standby: fork: %s", strerror(errno));
+		close(sp[0]);
+		return -1;
+	}
+	struct timeval tv = { 1, 0 }; /* a stopped standby must not stop the keeper */
+	setsockopt(sp[0], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	sb = sp[0];
+	standby = p;
 	return p;
 }
 
@@ -629,11 +856,9 @@ static void json_scan(const char *msg, int32_t *pid, char *meta, size_t cap)
 	meta[o] = '\0';
 }
 
-static void keeper_accept(int ls, int ep)
+/* Reads an agent connection's message and listener into a free slot; closes c. */
+static void keeper_take_conn(int c)
 {
-	int c = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
-	if (c < 0)
-		return;
 	struct timeval tv = { 2, 0 };
 	setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	static char msg[65536];
@@ -663,19 +888,38 @@ static void keeper_accept(int ls, int ep)
 	json_scan(msg, &s->pid, s->meta, sizeof s->meta);
 	s->fd = fd;
 	s->gen++;
+	/* The standby first: from here on losing the keeper cannot lose this listener. */
+	tell_standby(i, fd);
 	__atomic_store_n(&s->used, 1, __ATOMIC_SEQ_CST);
 	struct epoll_event ev = { .events = 0, .data.u64 = (uint64_t)i };
-	epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+	epoll_ctl(kep, EPOLL_CTL_ADD, fd, &ev);
 	int32_t idx = i;
-	char cbuf[CMSG_SPACE(sizeof(int))];
-	struct iovec iov = { &idx, sizeof idx };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf };
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &fd, sizeof fd);
-	sendmsg(ctl[0], &mh, MSG_NOSIGNAL | MSG_DONTWAIT); /* a dead worker's successor inherits it */
+	send_fd(ctl[0], &idx, sizeof idx, fd, MSG_DONTWAIT); /* a dead worker's successor inherits it */
+}
+
+static void keeper_accept(void)
+{
+	int c = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
+	if (c < 0)
+		return;
+	/* The sender may take a while to send (vkinit connects early and sends the listener
+	 * once its filter is loaded): the standby holds the connection too, to read it itself
+	 * if we die meanwhile. */
+	tell_standby(CONN_IDX, c);
+	keeper_take_conn(c);
+	tell_standby(CONN_IDX, -1);
+}
+
+static void keeper_drop(int i)
+{
+	struct slot *s = &ash->slots[i];
+	epoll_ctl(kep, EPOLL_CTL_DEL, s->fd, NULL);
+	close(s->fd);
+	char p[PATH_MAX + 32];
+	snprintf(p, sizeof p, "%s.d/%d.conf", sock_path, i);
+	unlink(p);
+	__atomic_store_n(&s->used, 0, __ATOMIC_SEQ_CST);
+	tell_standby(i, -1);
 }
 
 static void answer_inflight(void)
@@ -694,7 +938,238 @@ static void answer_inflight(void)
 	ash->inflight_slot = -1;
 }
 
-static int serve(int ready_fd)
+/* The worker is gone (reaped, or an adopted one exited): answer its request, fork the next. */
+static void worker_died(void)
+{
+	if (worker_pidfd >= 0)
+		epoll_ctl(kep, EPOLL_CTL_DEL, worker_pidfd, NULL);
+	close_fd(&worker_pidfd);
+	answer_inflight();
+	double now = mono_now();
+	if (now - last_fork < 0.05)
+		usleep(50000); /* a crash loop must not spin the CPU */
+	last_fork = now;
+	worker = spawn_worker();
+	write_pidfile();
+}
+
+static int pidfd_of(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+	(void)pid;
+	errno = ENOSYS;
+	return -1;
+#endif
+}
+
+/* The adopted worker without a pidfd (kernel < 5.3): gone when its start time changed. */
+static int adopted_gone(void)
+{
+	return worker_adopted && worker_pidfd < 0 && proc_start_ticks(worker) != ash->worker_ticks;
+}
+
+static int parent_gone(void)
+{
+	if (!die_with_parent)
+		return 0;
+	if (parent_pidfd >= 0) {
+		struct pollfd pf = { parent_pidfd, POLLIN, 0 };
+		return poll(&pf, 1, 0) > 0;
+	}
+	return kill(parent, 0) < 0 && errno == ESRCH;
+}
+
+/* The keeper's epoll and signalfd (fresh in a standby that takes over) with the listening
+ * socket, the parent's pidfd and every listener (hang-ups only) in it. */
+static int keeper_setup(void)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigprocmask(SIG_SETMASK, &set, NULL);
+	ksig = signalfd(-1, &set, SFD_CLOEXEC);
+	kep = epoll_create1(EPOLL_CLOEXEC);
+	if (ksig < 0 || kep < 0)
+		return -1;
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = EV_LISTEN };
+	epoll_ctl(kep, EPOLL_CTL_ADD, ls, &ev);
+	ev.data.u64 = EV_SIGNAL;
+	epoll_ctl(kep, EPOLL_CTL_ADD, ksig, &ev);
+	if (parent_pidfd >= 0) {
+		ev.data.u64 = EV_PARENT;
+		epoll_ctl(kep, EPOLL_CTL_ADD, parent_pidfd, &ev);
+	}
+	for (int i = 0; i < MAXC; i++)
+		if (ash->slots[i].used) {
+			struct epoll_event hup = { .events = 0, .data.u64 = (uint64_t)i };
+			epoll_ctl(kep, EPOLL_CTL_ADD, ash->slots[i].fd, &hup);
+		}
+	return 0;
+}
+
+/* A standby becomes the keeper: its own epoll, and the worker adopted if it lives. */
+static void take_over(void)
+{
+	struct stat st;
+	prctl(PR_SET_NAME, "vkagent");
+	if (stat(sock_path, &st) < 0 || st.st_ino != bound.st_ino || st.st_dev != bound.st_dev) {
+		logf_("%s was removed: exiting", sock_path);
+		_exit(0);
+	}
+	if (keeper_setup() < 0)
+		_exit(1);
+	pid_t w = ash->worker_pid;
+	int pfd = w > 0 ? pidfd_of(w) : -1;
+	int nopidfd = pfd < 0 && errno == ENOSYS;
+	struct pollfd pf = { pfd, POLLIN, 0 };
+	if (w > 0 && (pfd >= 0 || nopidfd) && proc_start_ticks(w) == ash->worker_ticks && (pfd < 0 || poll(&pf, 1, 0) == 0)) {
+		/* Alive: it keeps serving (we hold its ctl peer); we watch it through its pidfd. */
+		worker = w;
+		worker_adopted = 1;
+		worker_pidfd = pfd;
+		if (pfd >= 0) {
+			struct epoll_event ev = { .events = EPOLLIN, .data.u64 = EV_WORKER };
+			epoll_ctl(kep, EPOLL_CTL_ADD, pfd, &ev);
+		}
+		write_pidfile();
+		logf_("worker %d adopted", (int)w);
+	} else {
+		if (pfd >= 0)
+			close(pfd);
+		worker_died();
+	}
+	if (my_conn >= 0) { /* the keeper died reading it */
+		keeper_take_conn(my_conn);
+		my_conn = -1;
+	}
+}
+
+/* Stops what the keeper started: the standby first (it would take over), then the worker. */
+static void keeper_stop_children(void)
+{
+	if (standby > 0) {
+		kill(standby, SIGKILL);
+		waitpid(standby, NULL, 0);
+		standby = 0;
+	}
+	if (worker > 0) {
+		kill(worker, SIGKILL);
+		if (!worker_adopted) {
+			waitpid(worker, NULL, 0);
+		} else if (worker_pidfd >= 0) {
+			struct pollfd pf = { worker_pidfd, POLLIN, 0 };
+			poll(&pf, 1, 1000);
+		} else {
+			for (int i = 0; i < 200 && !adopted_gone(); i++)
+				usleep(5000);
+		}
+		worker = -1;
+	}
+}
+
+/*
+ * The keeper's loop (also of a standby that took over). Returns the exit code, or
+ * TAKE_OVER in a standby (forked here) whose keeper died.
+ */
+static int keeper_run(void)
+{
+	double last_watch = 0, last_standby = 0;
+	int standby_restarts = 0;
+	if (parent_gone()) /* a standby taking over after the parent and the keeper died */
+		goto parent;
+	if (spawn_standby() == 0)
+		return TAKE_OVER;
+	write_pidfile();
+	if (ready_fd >= 0) {
+		char m[32];
+		int l = snprintf(m, sizeof m, "ok %d\n", (int)getpid());
+		if (write(ready_fd, m, (size_t)l) < 0) {
+		}
+		close_fd(&ready_fd);
+	}
+	for (;;) {
+		struct epoll_event evs[32];
+		int n = epoll_wait(kep, evs, 32, worker_adopted && worker_pidfd < 0 ? 100 : 2000);
+		if (n < 0 && errno != EINTR)
+			break;
+		if (adopted_gone())
+			worker_died();
+		/* Our socket removed or replaced (the container's state dir is gone): nobody can
+		 * reach us any more and nobody will stop us, so stop. */
+		if (mono_now() - last_watch >= 2.0) {
+			struct stat now_st;
+			last_watch = mono_now();
+			if (stat(sock_path, &now_st) < 0 || now_st.st_ino != bound.st_ino || now_st.st_dev != bound.st_dev) {
+				logf_("%s was removed: exiting", sock_path);
+				sock_path_gone = 1;
+				goto out;
+			}
+			if (parent_gone())
+				goto parent;
+		}
+		for (int k = 0; k < n; k++) {
+			uint64_t d = evs[k].data.u64;
+			if (d == EV_LISTEN) {
+				keeper_accept();
+			} else if (d == EV_PARENT) {
+				goto parent;
+			} else if (d == EV_WORKER) {
+				if (worker_adopted)
+					worker_died();
+			} else if (d == EV_SIGNAL) {
+				struct signalfd_siginfo si;
+				if (read(ksig, &si, sizeof si) != sizeof si)
+					continue;
+				if (si.ssi_signo != SIGCHLD)
+					goto out;
+				int st;
+				pid_t p;
+				while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
+					if (p == worker && !worker_adopted) {
+						worker_died();
+					} else if (p == standby) {
+						double now = mono_now();
+						standby_restarts = now - last_standby < 1.0 ? standby_restarts + 1 : 0;
+						last_standby = now;
+						if (standby_restarts > 5)
+							usleep(100000);
+						logf_("standby %d died: restarting it", (int)p);
+						if (spawn_standby() == 0)
+							return TAKE_OVER;
+						write_pidfile();
+					}
+				}
+			} else if (d < MAXC && (evs[k].events & (EPOLLHUP | EPOLLERR))) {
+				keeper_drop((int)d);
+			}
+		}
+	}
+	goto out;
+parent:
+	logf_("the parent (pid %d) is gone: exiting", (int)parent);
+out:
+	keeper_stop_children();
+	/* Listener fds close with us: pending and later calls of those containers get ENOSYS. */
+	if (!sock_path_gone)
+		unlink(sock_path);
+	for (int i = 0; i < MAXC; i++) {
+		char p[PATH_MAX + 32];
+		snprintf(p, sizeof p, "%s.d/%d.conf", sock_path, i);
+		unlink(p);
+	}
+	char dir[PATH_MAX + 8];
+	snprintf(dir, sizeof dir, "%s.d", sock_path);
+	rmdir(dir);
+	if (pidfile)
+		unlink(pidfile);
+	return 0;
+}
+
+static int serve(void)
 {
 	if (!notif_sizes_ok()) {
 		logf_("unexpected seccomp notification sizes");
@@ -707,7 +1182,7 @@ static int serve(int ready_fd)
 	char dir[PATH_MAX];
 	snprintf(dir, sizeof dir, "%s.d", sock_path);
 	mkdir(dir, 0700);
-	int ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	if (strlen(sock_path) >= sizeof sa.sun_path) {
 		logf_("socket path too long: %s", sock_path);
@@ -720,114 +1195,17 @@ static int serve(int ready_fd)
 		return 1;
 	}
 	chmod(sock_path, 0600);
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) < 0)
-		return 1;
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGCHLD);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigprocmask(SIG_BLOCK, &set, NULL);
-	int sfd = signalfd(-1, &set, SFD_CLOEXEC);
-	int ep = epoll_create1(EPOLL_CLOEXEC);
-	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = UINT64_MAX };
-	epoll_ctl(ep, EPOLL_CTL_ADD, ls, &ev);
-	ev.data.u64 = UINT64_MAX - 1;
-	epoll_ctl(ep, EPOLL_CTL_ADD, sfd, &ev);
-	worker = spawn_worker();
-	if (pidfile) {
-		FILE *f = fopen(pidfile, "we");
-		if (f) {
-			fprintf(f, "%d %d\n", (int)getpid(), (int)worker);
-			fclose(f);
-		}
-	}
-	if (ready_fd >= 0) {
-		char m[32];
-		int l = snprintf(m, sizeof m, "ok %d\n", (int)getpid());
-		if (write(ready_fd, m, (size_t)l) < 0) {
-		}
-		close(ready_fd);
-	}
-	double last_fork = 0, last_watch = mono_now();
-	struct stat bound;
 	if (stat(sock_path, &bound) < 0)
 		memset(&bound, 0, sizeof bound);
-	for (;;) {
-		struct epoll_event evs[32];
-		int n = epoll_wait(ep, evs, 32, 2000);
-		if (n < 0 && errno != EINTR)
-			break;
-		/* Our socket removed or replaced (the container's state dir is gone): nobody can
-		 * reach us any more and nobody will stop us, so stop. */
-		if (mono_now() - last_watch >= 2.0) {
-			struct stat now_st;
-			last_watch = mono_now();
-			if (stat(sock_path, &now_st) < 0 || now_st.st_ino != bound.st_ino || now_st.st_dev != bound.st_dev) {
-				logf_("%s was removed: exiting", sock_path);
-				sock_path_gone = 1;
-				goto out;
-			}
-		}
-		for (int k = 0; k < n; k++) {
-			uint64_t d = evs[k].data.u64;
-			if (d == UINT64_MAX) {
-				keeper_accept(ls, ep);
-			} else if (d == UINT64_MAX - 1) {
-				struct signalfd_siginfo si;
-				if (read(sfd, &si, sizeof si) != sizeof si)
-					continue;
-				if (si.ssi_signo != SIGCHLD)
-					goto out;
-				int st;
-				pid_t p;
-				while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
-					if (p != worker)
-						continue;
-					answer_inflight();
-					struct timespec ts;
-					clock_gettime(CLOCK_MONOTONIC, &ts);
-					double now = ts.tv_sec + ts.tv_nsec / 1e9;
-					if (now - last_fork < 0.05)
-						usleep(50000); /* a crash loop must not spin the CPU */
-					last_fork = now;
-					worker = spawn_worker();
-					if (pidfile) {
-						FILE *f = fopen(pidfile, "we");
-						if (f) {
-							fprintf(f, "%d %d\n", (int)getpid(), (int)worker);
-							fclose(f);
-						}
-					}
-				}
-			} else if (d < MAXC && (evs[k].events & (EPOLLHUP | EPOLLERR))) {
-				struct slot *s = &ash->slots[d];
-				epoll_ctl(ep, EPOLL_CTL_DEL, s->fd, NULL);
-				close(s->fd);
-				char p[PATH_MAX + 32];
-				snprintf(p, sizeof p, "%s.d/%d.conf", sock_path, (int)d);
-				unlink(p);
-				__atomic_store_n(&s->used, 0, __ATOMIC_SEQ_CST);
-			}
-		}
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) < 0 || keeper_setup() < 0)
+		return 1;
+	worker = spawn_worker();
+	int r;
+	while ((r = keeper_run()) == TAKE_OVER) {
+		/* Here in the standby (forked by keeper_run), after its keeper died. */
+		take_over();
 	}
-out:
-	if (worker > 0) {
-		kill(worker, SIGKILL);
-		waitpid(worker, NULL, 0);
-	}
-	/* Listener fds close with us: pending and later calls of those containers get ENOSYS. */
-	if (!sock_path_gone)
-		unlink(sock_path);
-	for (int i = 0; i < MAXC; i++) {
-		char p[PATH_MAX + 32];
-		snprintf(p, sizeof p, "%s.d/%d.conf", sock_path, i);
-		unlink(p);
-	}
-	rmdir(dir);
-	if (pidfile)
-		unlink(pidfile);
-	return 0;
+	return r;
 }
 
 int main(int argc, char **argv)
@@ -845,8 +1223,8 @@ int main(int argc, char **argv)
 				"--meta META --pidfile FILE [--ready-fd N] | vkagent filter | vkagent trace-filter\n");
 		return 2;
 	}
-	int ready_fd = -1, pid = 0, die_with_parent = 0;
-	pid_t parent = getppid();
+	int pid = 0;
+	parent = getppid();
 	const char *meta = NULL;
 	for (int i = 2; i < argc; i++) {
 		if (!strcmp(argv[i], "--socket") && i + 1 < argc)
@@ -880,11 +1258,15 @@ int main(int argc, char **argv)
 		return trace_main(pid, meta, pidfile, ready_fd);
 	stats = getenv("VKAGENT_STATS") != NULL;
 	if (die_with_parent) {
-		/* Re-check after arming it: the parent may have died before prctl. */
-		if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != parent) {
+		/* PDEATHSIG is the keeper's alone: a standby that took over (its parent is the old
+		 * keeper) watches the parent through this pidfd (or kill(parent, 0)). Re-check
+		 * after arming both: the parent may have died before. */
+		int armed = prctl(PR_SET_PDEATHSIG, SIGTERM) == 0;
+		parent_pidfd = pidfd_of(parent);
+		if (!armed || getppid() != parent) {
 			fprintf(stderr, "vkagent: the parent (pid %d) is gone\n", (int)parent);
 			return 1;
 		}
 	}
-	return serve(ready_fd);
+	return serve();
 }
