@@ -15,7 +15,7 @@ export const agentCommand: CommandModule<GlobalArgs, AgentArgs> = {
   builder: (y) =>
     y
       .option('socket', { type: 'string', demandOption: true, describe: 'AF_UNIX socket path to listen on' })
-      .option('pidfile', { type: 'string', describe: 'write "<keeper pid> <worker pid>" here' }) as Argv<AgentArgs>,
+      .option('pidfile', { type: 'string', describe: 'write "<keeper pid> <worker pid> <standby pid>" here' }) as Argv<AgentArgs>,
   handler: action(async (argv: AgentArgs) => {
     const socket = path.resolve(argv.socket);
     if (Buffer.byteLength(socket) > 107) throw new InvalidArgumentError(`--socket: path too long (${socket})`, 'socket');

@@ -131,7 +131,7 @@ describeIf(ok)('vkernel view through the shim (containerd 1.6, ctr)', () => {
     const pids = supervisor(id);
     expect(pids.length).toBeGreaterThanOrEqual(3); // vkfs keeper, worker, standby
     const agent = podAgent();
-    expect(agent).toHaveLength(2); // the pod's vkagent keeper and worker
+    expect(agent).toHaveLength(3); // the pod's vkagent keeper, worker and standby
     pids.push(...agent);
     const before = await probe(env, id);
     expect(before).toMatchObject({
@@ -189,7 +189,7 @@ describeIf(ok)('vkernel view through the shim (containerd 1.6, ctr)', () => {
     await env.cd.ctrOk(env.runArgs('vk-pod-b', ['sleep', '600'], ['-d', ...group, '--cpus', '0.5', '--memory-limit', String(128 * MiB)]));
     await waitStatus(env.cd, 'vk-pod-b', 'RUNNING');
     const agent = podAgent();
-    expect(agent).toHaveLength(2); // one keeper + worker for both
+    expect(agent).toHaveLength(3); // one keeper, worker and standby for both
     // Each container gets its own numbers from the shared agent.
     expect(await probe(env, 'vk-pod-a')).toMatchObject({ totalram: String(256 * MiB), vknproc: '1' });
     expect(await probe(env, 'vk-pod-b')).toMatchObject({ totalram: String(128 * MiB), vknproc: '1' });
