@@ -75,12 +75,12 @@ export async function create(ctx: RuntimeContext, opts: CreateOptions): Promise<
   try {
     const cgroup = createCgroupManager({ id: opts.id, cgroupsPath: spec.linux?.cgroupsPath, systemd: ctx.systemdCgroup });
     undo.push('remove cgroup', () => cgroup.destroy());
-    await cgroup.create(spec.linux?.resources);
-    trace('cgroup created');
     store.saveSpec(opts.id, spec);
-
-    const seccompBpf = await prepareSeccomp(ctx, opts.id, spec.linux?.seccomp);
-    trace('seccomp ready');
+    // Independent: the cgroup's fs writes overlap the seccomp compiler (a child process).
+    const [, seccompBpf] = await settled([
+      cgroup.create(spec.linux?.resources).then(() => trace('cgroup created')),
+      prepareSeccomp(ctx, opts.id, spec.linux?.seccomp).then((s) => (trace('seccomp ready'), s)),
+    ] as const);
     const plan = buildCreatePlan(spec, {
       bundle,
       execFifo: store.execFifo(opts.id),
@@ -96,26 +96,31 @@ export async function create(ctx: RuntimeContext, opts: CreateOptions): Promise<
     trace('plan built');
     let syscalls: SyscallLayer | undefined;
     if (viewPolicy.view) {
-      const view = await startView({ id: opts.id, stateDir: viewDir(store, opts.id), cgroup: cgroup.describe(), policy: viewPolicy });
+      // The view (vkfs) and the syscall layer (an agent, tracer or preload mount) start side
+      // by side: the agent only names the view's config file, read when a container process
+      // connects, after both are up. Both undo steps are in place before either starts.
+      const dir = agentDir(ctx, opts.id);
       undo.push('stop the vkernel view', () => stopView(viewDir(store, opts.id)));
+      undo.push('stop the vkernel agent', () => stopAgent(dir));
+      const [view, layer] = await settled([
+        startView({ id: opts.id, stateDir: viewDir(store, opts.id), cgroup: cgroup.describe(), policy: viewPolicy }),
+        // notify → ptrace → preload (io.vkernel.mode); logged there, never fatal here.
+        setupSyscallLayer(plan, {
+          id: opts.id,
+          root: store.root,
+          dir,
+          policy: viewPolicy,
+          viewConf: path.join(viewDir(store, opts.id), 'vkfs.conf'),
+          seccomp: seccompBpf,
+          sharedAgent: ctx.vkernelAgent,
+          log,
+        }),
+      ] as const);
+      syscalls = layer;
       if (view.fallbackReason) log.warn(`vkernel view: ${view.mode} mode (${view.fallbackReason})`);
       // After every spec mount, so the container's own /proc and /sys are there to cover.
       plan.mounts.push(...view.mounts);
-      trace(`view started (${view.mode})`);
-      // notify → ptrace → preload (io.vkernel.mode); logged there, never fatal here.
-      const dir = agentDir(ctx, opts.id);
-      undo.push('stop the vkernel agent', () => stopAgent(dir));
-      syscalls = await setupSyscallLayer(plan, {
-        id: opts.id,
-        root: store.root,
-        dir,
-        policy: viewPolicy,
-        viewConf: path.join(viewDir(store, opts.id), 'vkfs.conf'),
-        seccomp: seccompBpf,
-        sharedAgent: ctx.vkernelAgent,
-        log,
-      });
-      trace(`vkernel syscalls: ${syscalls.mode}`);
+      trace(`view started (${view.mode}); vkernel syscalls: ${syscalls.mode}`);
     }
     if (seccompBpf) {
       plan.seccompBpf = seccompBpf.path;
@@ -239,4 +244,14 @@ export function noNewKeyringMarker(ctx: Pick<RuntimeContext, 'store'>, id: strin
 /** The vkernel syscall agent's files (socket, pidfile, log) inside the container's dir. */
 export function agentDir(ctx: RuntimeContext, id: string): string {
   return path.join(ctx.store.dir(id), 'agent');
+}
+
+/**
+ * Awaits every promise (so nothing is still running when the undo stack does its work),
+ * then throws the first failure, if any.
+ */
+async function settled<T extends readonly unknown[]>(promises: { [K in keyof T]: Promise<T[K]> }): Promise<T> {
+  const results = await Promise.allSettled(promises);
+  for (const r of results) if (r.status === 'rejected') throw r.reason;
+  return results.map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T;
 }

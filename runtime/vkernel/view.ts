@@ -17,6 +17,7 @@ import type { Readable } from 'node:stream';
 import type { CgroupDescription } from '../cgroups/manager';
 import { FailedPreconditionError, InvalidArgumentError } from '../errors';
 import type { PlanMount } from '../init/plan-types';
+import { native } from '../native';
 import { buildPath } from '../paths';
 import { MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY } from '../spec/mount-options';
 import { VIEW_FILES, type ViewFile, type ViewPolicy } from './policy';
@@ -226,21 +227,24 @@ function alive(pid: number): boolean {
   return st !== undefined && st !== 'Z' && st !== 'X';
 }
 
+/** Is `pid` a live vkfs process serving the config in `stateDir`? */
+function isSupervisor(pid: number, conf: string): boolean {
+  let argv: string[];
+  try {
+    argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  } catch {
+    return false;
+  }
+  const i = argv.indexOf('--config');
+  return argv[1] === 'serve' && i > 0 && argv[i + 1] === conf && alive(pid);
+}
+
 /** Live vkfs processes serving this config (keeper, worker, standby, or one that took over). */
 export function supervisorPids(stateDir: string): number[] {
   const conf = path.join(path.resolve(stateDir), CONFIG);
   const out: number[] = [];
   for (const name of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const pid = Number(name);
-    let argv: string[];
-    try {
-      argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    } catch {
-      continue;
-    }
-    const i = argv.indexOf('--config');
-    if (argv[1] === 'serve' && i > 0 && argv[i + 1] === conf && alive(pid)) out.push(pid);
+    if (/^\d+$/.test(name) && isSupervisor(Number(name), conf)) out.push(Number(name));
   }
   return out;
 }
@@ -264,6 +268,7 @@ function run(file: string, args: string[], timeoutMs = 10000): Promise<{ code: n
   });
 }
 
+const MNT_DETACH = 2;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // ---- start ----
@@ -440,15 +445,22 @@ export async function updateView(stateDir: string, change: ViewUpdate = {}): Pro
 // ---- stop ----
 
 async function cleanupFuse(stateDir: string): Promise<void> {
-  const { keeper } = readPidfile(stateDir);
-  if (alive(keeper) && supervisorPids(stateDir).includes(keeper)) {
+  // The pidfile's processes at once, standby first (it would take over from the others):
+  // the mount is detached right after, so there is nothing left for a graceful stop to do,
+  // and waiting for the keeper's own shutdown put milliseconds on every delete.
+  const conf = path.join(path.resolve(stateDir), CONFIG);
+  const { keeper, worker, standby } = readPidfile(stateDir);
+  const known = [standby, worker, keeper].filter((p) => p > 0 && isSupervisor(p, conf));
+  for (const pid of known) {
     try {
-      process.kill(keeper, 'SIGTERM'); // the keeper kills its worker and unmounts
+      process.kill(pid, 'SIGKILL');
     } catch {
       /* gone */
     }
-    await until(() => !alive(keeper), 1000);
   }
+  detachMounts(stateDir);
+  await until(() => known.every((p) => !alive(p)), 1000);
+  // One that took over and is not in the pidfile yet.
   for (let round = 0; round < 20; round++) {
     const pids = supervisorPids(stateDir);
     if (pids.length === 0) break;
@@ -476,7 +488,19 @@ async function until(done: () => boolean, timeoutMs: number): Promise<boolean> {
   return true;
 }
 
+/** MNT_DETACH of every mount below stateDir, in-process (no helper spawn); errors are left to unmountAll. */
+function detachMounts(stateDir: string): void {
+  for (const mp of mountsBelow(stateDir)) {
+    try {
+      native().umount2(mp, MNT_DETACH);
+    } catch {
+      // unmountAll retries with the helper and reports
+    }
+  }
+}
+
 async function unmountAll(stateDir: string, vkfs: string): Promise<void> {
+  detachMounts(stateDir);
   for (let round = 0; round < 5; round++) {
     const mps = mountsBelow(stateDir);
     if (mps.length === 0) return;

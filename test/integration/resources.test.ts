@@ -752,8 +752,9 @@ describeIf(ok)(`resources (${runtimeName()})`, () => {
         expect(Number(after.nr_throttled)).toBeGreaterThan(Number(before.nr_throttled ?? 0));
         expect(Number(after.throttled_time)).toBeGreaterThan(Number(before.throttled_time ?? 0));
         const ratio = Number(spin.cpu_ms) / Number(spin.wall_ms);
-        // 20% nominal; loose bounds, the upper one is the limit at work.
-        expect(ratio).toBeGreaterThan(0.05);
+        // 20% nominal. Only the upper bound is the limit at work; below it, a loaded host
+        // (other jobs on 2 CPUs) can starve the spinner to a few percent.
+        expect(ratio).toBeGreaterThan(0);
         expect(ratio).toBeLessThan(0.3);
         await runRuntimeOk(['delete', '--force', b.id]);
       }));
