@@ -118,6 +118,8 @@ static int write_all(int fd, const void *data, size_t n) {
   return 0;
 }
 
+static void package_root(char *out, size_t size);
+
 // Builds the request: VKS1 | u32 length | records.
 static void build_request(struct buf *req, int argc, char **argv, const struct buf *in) {
   struct buf payload = {0};
@@ -138,6 +140,11 @@ static void build_request(struct buf *req, int argc, char **argv, const struct b
   char ppid[32];
   int n = snprintf(ppid, sizeof ppid, "%d", (int)getppid());
   put_record(&payload, 'P', ppid, (size_t)n);
+  // Our package: a manager running another copy of vkernel (a dev tree, an older install)
+  // declines, and we run our own code on the cold path.
+  char root[PATH_MAX];
+  package_root(root, sizeof root);
+  put_record(&payload, 'R', root, strlen(root));
   unsigned char head[8] = {'V', 'K', 'S', '1'};
   put_u32(head + 4, (uint32_t)payload.len);
   buf_put(req, head, sizeof head);

@@ -205,6 +205,9 @@ export class ShimManager {
     const t0 = process.hrtime.bigint();
     try {
       const req = decodeRequest(msg);
+      if (req.pkgroot !== undefined && !samePackage(req.pkgroot)) {
+        throw new Error(`the launcher belongs to ${req.pkgroot}, this manager to ${PACKAGE_ROOT}: declined (cold path)`);
+      }
       const reply = await runShim(
         { args: req.argv.slice(1), cwd: req.cwd, env: pickShimEnv(req.env), stdin: req.stdin, containerdPid: req.ppid },
         { launcher: this.#launcher, stateRoot: this.#opts.stateRoot },
@@ -250,5 +253,14 @@ export class ShimManager {
     }
     this.#log(`manager ${process.pid} stopped after ${this.#requests} requests`);
     this.#closedResolve();
+  }
+}
+
+/** Whether a launcher's package root is ours (symlinks resolved; an unreadable one is not). */
+export function samePackage(root: string): boolean {
+  try {
+    return fs.realpathSync(root) === fs.realpathSync(PACKAGE_ROOT);
+  } catch {
+    return false;
   }
 }

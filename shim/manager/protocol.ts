@@ -10,6 +10,7 @@
 //                    VKERNEL_SHIM_PROTOCOL)
 //                 I  all of stdin (absent: empty)
 //                 P  the launcher's parent pid (containerd), decimal
+//                 R  the launcher's package root (a manager of another package declines)
 //   reply tags    O  stdout bytes
 //                 E  stderr bytes (only when there are any)
 //                 X  exit code, decimal; a reply without X is incomplete
@@ -31,6 +32,8 @@ export interface LauncherRequest {
   env: Record<string, string>;
   stdin: Buffer;
   ppid: number;
+  /** The launcher's package root (absent from older launchers). */
+  pkgroot?: string;
 }
 
 export interface LauncherReply {
@@ -85,6 +88,7 @@ export function encodeRequest(r: LauncherRequest): Buffer {
   for (const [k, v] of Object.entries(r.env)) recs.push(...record('E', `${k}=${v}`));
   if (r.stdin.length > 0) recs.push(...record('I', r.stdin));
   recs.push(...record('P', String(r.ppid)));
+  if (r.pkgroot !== undefined) recs.push(...record('R', r.pkgroot));
   return frame(REQUEST_MAGIC, recs);
 }
 
@@ -109,6 +113,9 @@ export function decodeRequest(msg: Buffer): LauncherRequest {
         break;
       case 'P':
         r.ppid = Number(data.toString()) || 0;
+        break;
+      case 'R':
+        r.pkgroot = data.toString();
         break;
       default:
         break;

@@ -458,6 +458,8 @@ describeIf(ok)('containerd-shim-vkernel-v2 start/delete (launcher, cold and warm
         env: { TTRPC_ADDRESS: `${env.address}.ttrpc`, GRPC_ADDRESS: env.address, NAMESPACE: env.ns, MAX_SHIM_VERSION: '2' },
         stdin: Buffer.from([9, 8, 7]),
         ppid: process.pid,
+        // The launcher's package (this tree: VK_PKGROOT baked in by make).
+        pkgroot: REPO,
       });
     });
 

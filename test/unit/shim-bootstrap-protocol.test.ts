@@ -18,6 +18,18 @@ describe('launcher protocol', () => {
     expect(decodeRequest(bytes)).toEqual(req);
   });
 
+  test('the package root (R) round-trips; a manager of another package declines', () => {
+    expect(decodeRequest(encodeRequest({ ...req, pkgroot: '/usr/local/lib/vkernel' })).pkgroot).toBe('/usr/local/lib/vkernel');
+    expect(decodeRequest(encodeRequest(req)).pkgroot).toBeUndefined(); // an older launcher
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { samePackage } = require('../../shim/manager/manager') as typeof import('../../shim/manager/manager');
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { PACKAGE_ROOT } = require('../../runtime/paths') as typeof import('../../runtime/paths');
+    expect(samePackage(PACKAGE_ROOT)).toBe(true);
+    expect(samePackage(`${PACKAGE_ROOT}/.`)).toBe(true);
+    expect(samePackage('/usr/local/lib/vkernel-elsewhere')).toBe(false);
+  });
+
   test('empty stdin is no I record and decodes as empty', () => {
     const bytes = encodeRequest({ ...req, stdin: Buffer.alloc(0) });
     expect(bytes.includes(Buffer.from([0x49, 0, 0, 0, 0]))).toBe(false);
