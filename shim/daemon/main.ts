@@ -89,6 +89,8 @@ async function warm(controlSocket: string): Promise<void> {
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     (require('./prewarm') as typeof import('./prewarm')).prewarmCodecs();
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    await (require('../../runtime/prewarm') as typeof import('../../runtime/prewarm')).prewarmCreatePath();
   } catch {
     // only an optimization: the codecs are then generated on first use
   }

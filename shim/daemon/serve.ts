@@ -17,6 +17,7 @@ import { DEFAULT_GRPC_KEEPALIVE_INTERVAL_MS, DEFAULT_IDLE_EXIT_MS } from '../con
 import { EventPublisher } from '../events';
 import type * as GrpcModule from '../grpc';
 import { ShimLog } from '../log';
+import { vkagentPath } from '../../runtime/vkernel/syscalls';
 import { PodAgent } from '../pod-agent';
 import { Reaper } from '../reaper';
 import { registerTaskService, TaskService } from '../task';
@@ -129,6 +130,10 @@ export async function serveTasks(config: DaemonConfig, listenFd: number, opts: S
   else grpc!.registerTaskServiceGrpc(server, service);
   await server.listen({ fd: listenFd });
   trace('daemon: listening');
+  // The pod's syscall agent boots while containerd gets from `start`'s answer to Create
+  // (~15 ms), not inside the first Create. A pod whose containers turn the view off keeps
+  // an idle agent (~1 MiB) until the daemon exits; without vkagent nothing starts.
+  if (fs.existsSync(vkagentPath())) podAgent.socket().catch((err: Error) => log.debug(`pod agent prestart: ${err.message}`));
   keepAlive?.start();
   const idleMs = config.idleExitMs ?? DEFAULT_IDLE_EXIT_MS;
   if (idleMs > 0) {

@@ -10,6 +10,7 @@
 // refilling backs off, so a broken install does not become a fork loop.
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as net from 'node:net';
 import { native } from '../../runtime/native';
 import type { DaemonLaunch } from '../bootstrap/daemon-config';
@@ -121,6 +122,7 @@ export class WarmPool {
       this.#failed();
       return false;
     }
+    setNice(pid, BOOT_NICE);
     const timer = setTimeout(() => {
       this.#opts.log(`warm daemon ${pid} did not check in within ${this.#opts.checkInTimeoutMs} ms: killing it`);
       child.kill('SIGKILL');
@@ -182,6 +184,8 @@ export class WarmPool {
       clearTimeout(spawned.timer);
       this.#spawned.delete(pid);
       if (this.#closed) return void sock.destroy();
+      // Booted: back to our own priority before it serves anyone.
+      setNice(pid, os.getPriority());
       const waiting: Waiting = { pid, socket: sock, fd };
       this.#waiting.push(waiting);
       this.#failures = 0;
@@ -241,5 +245,29 @@ export class WarmPool {
     const server = this.#server;
     this.#server = undefined;
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+
+/**
+ * A spare daemon boots Node (~200 ms of CPU) right after a hand-off, while the container
+ * that took the previous one is being created: at nice 10 the boot yields to it on a busy
+ * host, and the spare still checks in long before the next new group usually needs it.
+ */
+const BOOT_NICE = 10;
+
+/** Every thread of `pid` (a nice value is per thread; new threads inherit their creator's). */
+function setNice(pid: number, nice: number): void {
+  let tids: string[];
+  try {
+    tids = fs.readdirSync(`/proc/${pid}/task`);
+  } catch {
+    tids = [String(pid)];
+  }
+  for (const tid of tids) {
+    try {
+      os.setPriority(Number(tid), nice);
+    } catch {
+      // gone already, or not permitted: only a matter of speed
+    }
   }
 }
