@@ -358,12 +358,19 @@ export function agentPids(stateDir: string): number[] {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * SIGSTOPs all of `pids` first, then SIGKILLs them: a keeper that saw its standby die would
+ * fork a new one, and a standby that saw its keeper die would take over, so none of them may
+ * run between the first kill and the last (a stopped process reacts to nothing but SIGKILL).
+ */
 async function killAll(pids: number[]): Promise<void> {
-  for (const p of pids) {
-    try {
-      process.kill(p, 'SIGKILL');
-    } catch {
-      /* gone */
+  for (const sig of ['SIGSTOP', 'SIGKILL'] as const) {
+    for (const p of pids) {
+      try {
+        process.kill(p, sig);
+      } catch {
+        /* gone */
+      }
     }
   }
   for (let i = 0; i < 500 && pids.some(alive); i++) await sleep(2);
@@ -383,11 +390,11 @@ export async function stopAgent(stateDir: string): Promise<void> {
   } catch {
     return;
   }
-  // SIGKILL all: the keeper's own cleanup (socket, conf files) is redone below, and its
-  // listeners only serve this container, which is gone or being deleted. The standby goes
-  // first (it takes over when it sees the keeper die); if one took over all the same (the
-  // keeper was dying already), the pidfile names the new processes: read it again.
-  for (let round = 0, pids = agentPids(dir); pids.length > 0 && round < 5; round++, pids = agentPids(dir)) await killAll([...pids].reverse());
+  // Stop, then kill all (killAll): the keeper's own cleanup (socket, conf files) is redone
+  // below, and its listeners only serve this container, which is gone or being deleted. If
+  // one took over all the same (the keeper was dying already), the pidfile names the new
+  // processes: read it again.
+  for (let round = 0, pids = agentPids(dir); pids.length > 0 && round < 5; round++, pids = agentPids(dir)) await killAll(pids);
   for (const f of [socket, path.join(dir, PIDFILE), path.join(dir, `${PIDFILE}.tmp`), path.join(dir, 'vkagent.socket'), path.join(dir, 'filter.json')]) fs.rmSync(f, { force: true });
   fs.rmSync(`${socket}.d`, { recursive: true, force: true });
 }

@@ -445,33 +445,35 @@ export async function updateView(stateDir: string, change: ViewUpdate = {}): Pro
 // ---- stop ----
 
 async function cleanupFuse(stateDir: string): Promise<void> {
-  // The pidfile's processes at once, standby first (it would take over from the others):
-  // the mount is detached right after, so there is nothing left for a graceful stop to do,
-  // and waiting for the keeper's own shutdown put milliseconds on every delete.
+  // The pidfile's processes all stopped, then all killed (a keeper would replace a dead
+  // standby, a standby take over from a dead keeper; stopped, neither runs): the mount is
+  // detached right after, so there is nothing left for a graceful stop to do, and waiting
+  // for the keeper's own shutdown put milliseconds on every delete.
   const conf = path.join(path.resolve(stateDir), CONFIG);
   const { keeper, worker, standby } = readPidfile(stateDir);
-  const known = [standby, worker, keeper].filter((p) => p > 0 && isSupervisor(p, conf));
-  for (const pid of known) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      /* gone */
-    }
-  }
+  const known = [keeper, standby, worker].filter((p) => p > 0 && isSupervisor(p, conf));
+  stopThenKill(known);
   detachMounts(stateDir);
   await until(() => known.every((p) => !alive(p)), 1000);
   // One that took over and is not in the pidfile yet.
   for (let round = 0; round < 20; round++) {
     const pids = supervisorPids(stateDir);
     if (pids.length === 0) break;
+    stopThenKill(pids);
+    await until(() => pids.every((p) => !alive(p)), 400);
+  }
+}
+
+/** SIGSTOP all, then SIGKILL all: none of them runs (to replace or take over from another) in between. */
+function stopThenKill(pids: number[]): void {
+  for (const sig of ['SIGSTOP', 'SIGKILL'] as const) {
     for (const pid of pids) {
       try {
-        process.kill(pid, 'SIGKILL');
+        process.kill(pid, sig);
       } catch {
         /* gone */
       }
     }
-    await until(() => pids.every((p) => !alive(p)), 400);
   }
 }
 

@@ -248,7 +248,8 @@ function listProcesses(): ProcInfo[] {
   return out;
 }
 
-function pidAlive(pid: number): boolean {
+/** Live and not a zombie (a zombie counts as gone). */
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
   } catch {

@@ -18,7 +18,7 @@ import { native } from '../../runtime/native';
 import { decodeRequest, encodeReply, MessageReader, REQUEST_MAGIC, type LauncherRequest } from '../../shim/manager/protocol';
 import { decode, encode, anyOf } from '../../shim/proto';
 import { TtrpcClient } from '../../shim/ttrpc';
-import { describeIf, isRoot, makeBundle, repoRoot, requireFixtures, requirement, requireRoot, TestContainerd, type Bundle } from '../harness';
+import { describeIf, isRoot, makeBundle, pidAlive as alive, repoRoot, requireFixtures, requirement, requireRoot, TestContainerd, type Bundle } from '../harness';
 
 const REPO = repoRoot();
 const LAUNCHER = path.join(REPO, 'build', 'containerd-shim-vkernel-v2');
@@ -128,18 +128,6 @@ async function shutdown(address: string): Promise<void> {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    return !/^\S+ \([^]*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
 
 async function waitFor(what: string, cond: () => boolean, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

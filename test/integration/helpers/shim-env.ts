@@ -21,7 +21,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { repoRoot, OCI_TAR_NAME, defaultFixturesDir } from '../../fixtures/image';
-import { TestContainerd, type ContainerdOptions, type ContainerdVersion } from '../../harness/containerd';
+import { pidAlive as alive, TestContainerd, type ContainerdOptions, type ContainerdVersion } from '../../harness/containerd';
 
 export const RUNTIME = 'io.containerd.vkernel.v2';
 export const RUNC_RUNTIME = 'io.containerd.runc.v2';
@@ -55,18 +55,7 @@ export interface ManagerProcess {
   log: string;
 }
 
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    return !/^\S+ \([^]*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
+export { pidAlive as alive } from '../../harness/containerd';
 
 export async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 10_000, everyMs = 25): Promise<void> {
   const deadline = Date.now() + timeoutMs;
