@@ -40,6 +40,8 @@ interface Waiting {
 }
 
 const FAILURES_BEFORE_BACKOFF = 3;
+/** How long a start waits for a booting spare before it spawns a daemon of its own. */
+const BOOTING_SPARE_WAIT_MS = 300;
 /** First pause after FAILURES_BEFORE_BACKOFF failures in a row; doubles each time, up to the max. */
 const BACKOFF_MS = 10_000;
 const MAX_BACKOFF_MS = 5 * 60_000;
@@ -54,6 +56,8 @@ export class WarmPool {
   readonly #opts: Required<Omit<WarmPoolOptions, 'log'>> & { log: (msg: string) => void };
   readonly #spawned = new Map<number, Spawned>();
   readonly #waiting: Waiting[] = [];
+  /** adopt() calls waiting for a booting spare to check in. */
+  readonly #checkInWaiters = new Set<() => void>();
   readonly #connections = new Set<net.Socket>();
   #server: net.Server | undefined;
   #closed = false;
@@ -188,6 +192,7 @@ export class WarmPool {
       setNice(pid, os.getPriority());
       const waiting: Waiting = { pid, socket: sock, fd };
       this.#waiting.push(waiting);
+      for (const wake of this.#checkInWaiters) wake();
       this.#failures = 0;
       this.#opts.log(`warm daemon ${pid} ready`);
       sock.once('close', () => {
@@ -209,6 +214,9 @@ export class WarmPool {
   async adopt(l: DaemonLaunch): Promise<number | undefined> {
     const line = Buffer.from(`${JSON.stringify(l.config)}\n`);
     try {
+      // A spare still booting is further along than a daemon spawned now: wait for it a
+      // little (at full priority), rather than start a second cold one.
+      if (this.#waiting.length === 0 && this.#spawned.size > 0 && !this.#closed) await this.#nextCheckIn(BOOTING_SPARE_WAIT_MS);
       while (this.#waiting.length > 0) {
         const w = this.#waiting.shift()!;
         try {
@@ -228,6 +236,19 @@ export class WarmPool {
     } finally {
       setImmediate(() => this.fill());
     }
+  }
+
+  #nextCheckIn(timeoutMs: number): Promise<void> {
+    for (const pid of this.#spawned.keys()) setNice(pid, os.getPriority());
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.#checkInWaiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.#checkInWaiters.add(done);
+    });
   }
 
   /** Stops refilling, lets waiting daemons go (they exit on end of stream), kills unchecked ones. */
