@@ -32,7 +32,8 @@
     }                                                                                  \
   } while (0)
 
-static napi_value throw_errno(napi_env env, const char *syscall, int err) {
+// An Error "<syscall>: <strerror>" carrying errno and syscall, for throws and rejections alike.
+static napi_value errno_error(napi_env env, const char *syscall, int err) {
   char msg[256];
   snprintf(msg, sizeof msg, "%s: %s", syscall, strerror(err));
   napi_value m, e, code, sc;
@@ -42,7 +43,11 @@ static napi_value throw_errno(napi_env env, const char *syscall, int err) {
   napi_set_named_property(env, e, "errno", code);
   napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &sc);
   napi_set_named_property(env, e, "syscall", sc);
-  napi_throw(env, e);
+  return e;
+}
+
+static napi_value throw_errno(napi_env env, const char *syscall, int err) {
+  napi_throw(env, errno_error(env, syscall, err));
   return NULL;
 }
 
@@ -207,14 +212,7 @@ static void recv_complete(napi_env env, napi_status status, void *data) {
     napi_set_named_property(env, v, "name", name);
     napi_resolve_deferred(env, j->deferred, v);
   } else {
-    napi_value m, code;
-    char msg[256];
-    snprintf(msg, sizeof msg, "receive console fd: %s", strerror(j->err ? j->err : EIO));
-    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m);
-    napi_create_error(env, NULL, m, &v);
-    napi_create_int32(env, j->err, &code);
-    napi_set_named_property(env, v, "errno", code);
-    napi_reject_deferred(env, j->deferred, v);
+    napi_reject_deferred(env, j->deferred, errno_error(env, "receive console fd", j->err ? j->err : EIO));
   }
   napi_delete_async_work(env, j->work);
   free(j);
@@ -416,14 +414,7 @@ static void recvfd_complete(napi_env env, napi_status status, void *data) {
     napi_resolve_deferred(env, j->deferred, v);
   } else {
     if (j->fd >= 0) close(j->fd);
-    napi_value m, code;
-    char msg[256];
-    snprintf(msg, sizeof msg, "recvmsg: %s", strerror(j->err ? j->err : EIO));
-    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m);
-    napi_create_error(env, NULL, m, &v);
-    napi_create_int32(env, j->err, &code);
-    napi_set_named_property(env, v, "errno", code);
-    napi_reject_deferred(env, j->deferred, v);
+    napi_reject_deferred(env, j->deferred, errno_error(env, "recvmsg", j->err ? j->err : EIO));
   }
   napi_delete_async_work(env, j->work);
   free(j);

@@ -12,13 +12,12 @@
 //            (dynamic glibc binaries only).
 //
 // `auto` takes the first usable one in that order (selectSyscallMode, probeSyscallHost).
-import { spawn } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Readable } from 'node:stream';
 import type { InitPlan, PlanMount } from '../init/plan-types';
 import { buildPath } from '../paths';
+import { spawnReady } from './spawn-ready';
 import { MS_BIND, MS_NODEV, MS_NOSUID, MS_RDONLY } from '../spec/mount-options';
 import type { ViewPolicy } from './policy';
 
@@ -247,7 +246,7 @@ export async function startAgent(stateDir: string, opts: { socket?: string; time
   const socket = opts.socket ?? agentSocketPath(dir);
   fs.writeFileSync(path.join(dir, 'vkagent.socket'), socket);
   const args = ['serve', '--socket', socket, '--pidfile', path.join(dir, PIDFILE), ...(opts.dieWithParent ? ['--die-with-parent'] : [])];
-  const pid = await spawnReady(opts.binary ?? vkagentPath(), args, dir, opts.timeoutMs);
+  const pid = await spawnAgent(opts.binary ?? vkagentPath(), args, dir, opts.timeoutMs);
   return { socket, pid };
 }
 
@@ -258,7 +257,7 @@ export async function startAgent(stateDir: string, opts: { socket?: string; time
 export function startTracer(stateDir: string, pid: number, metadata: string, opts: { timeoutMs?: number; binary?: string } = {}): Promise<number> {
   const dir = path.resolve(stateDir);
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  return spawnReady(
+  return spawnAgent(
     opts.binary ?? vkagentPath(),
     ['trace', '--pid', String(pid), '--meta', metadata, '--pidfile', path.join(dir, TRACE_PIDFILE)],
     dir,
@@ -267,46 +266,8 @@ export function startTracer(stateDir: string, pid: number, metadata: string, opt
 }
 
 /** Spawns a vkagent mode detached (log in dir) and waits for its `ok PID` line on fd 3. */
-function spawnReady(binary: string, args: string[], dir: string, timeoutMs = 5000): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const log = fs.openSync(path.join(dir, LOG), 'a', 0o644);
-    let child;
-    try {
-      child = spawn(binary, [...args, '--ready-fd', '3'], { detached: true, stdio: ['ignore', log, log, 'pipe'], cwd: '/' });
-    } finally {
-      fs.closeSync(log);
-    }
-    let text = '';
-    let done = false;
-    const pipe = child.stdio[3] as Readable;
-    const finish = (err: Error | undefined, pid?: number) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      pipe.destroy();
-      child.unref();
-      if (err) {
-        if (child.exitCode === null && child.pid) {
-          try {
-            process.kill(child.pid, 'SIGKILL');
-          } catch {
-            /* gone */
-          }
-        }
-        reject(err);
-      } else resolve(pid!);
-    };
-    const timer = setTimeout(() => finish(new Error(`vkagent ${args[0]} did not answer within ${timeoutMs} ms`)), timeoutMs);
-    pipe.setEncoding('utf8');
-    pipe.on('data', (d: string) => {
-      text += d;
-      const m = /^ok (\d+)\n/.exec(text);
-      if (m) finish(undefined, Number(m[1]));
-      else if (/^error .*\n/.test(text)) finish(new Error(`vkagent ${args[0]}: ${text.trim().slice(6)}`));
-    });
-    pipe.on('end', () => finish(new Error(`vkagent ${args[0]} exited before it was ready${text ? `: ${text.trim()}` : ''}`)));
-    child.on('error', (e) => finish(e));
-  });
+function spawnAgent(binary: string, args: string[], dir: string, timeoutMs?: number): Promise<number> {
+  return spawnReady({ binary, args, logFile: path.join(dir, LOG), name: `vkagent ${args[0]}`, timeoutMs });
 }
 
 function alive(pid: number): boolean {

@@ -10,15 +10,15 @@
 // (no FUSE: plain files under <stateDir>/snap, rewritten by updateView), "off" (policy
 // io.vkernel.view=off: no supervisor, no mounts). `stateDir` belongs to the view: pass a
 // dedicated directory (e.g. <container state>/view); stopView removes it.
-import { spawn, execFile } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Readable } from 'node:stream';
 import type { CgroupDescription } from '../cgroups/manager';
 import { FailedPreconditionError, InvalidArgumentError } from '../errors';
 import type { PlanMount } from '../init/plan-types';
 import { native } from '../native';
 import { buildPath } from '../paths';
+import { spawnReady } from './spawn-ready';
 import { MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY } from '../spec/mount-options';
 import { VIEW_FILES, type ViewFile, type ViewPolicy } from './policy';
 
@@ -295,48 +295,12 @@ function configFor(r: ViewRecord): string {
 
 /** Starts vkfs serve and waits for "ok PID" on its fd 3. */
 function startFuse(vkfs: string, stateDir: string, mountpoint: string, timeoutMs: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const log = fs.openSync(path.join(stateDir, LOG), 'a', 0o644);
-    let child;
-    try {
-      child = spawn(
-        vkfs,
-        ['serve', '--config', path.join(stateDir, CONFIG), '--mount', mountpoint, '--pidfile', path.join(stateDir, PIDFILE), '--ready-fd', '3'],
-        { detached: true, stdio: ['ignore', log, log, 'pipe'], cwd: '/' },
-      );
-    } finally {
-      fs.closeSync(log);
-    }
-    let text = '';
-    let done = false;
-    const pipe = child.stdio[3] as Readable;
-    const finish = (err: Error | undefined, pid?: number) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      pipe.destroy();
-      child.unref();
-      if (err) {
-        if (child.exitCode === null && child.pid) {
-          try {
-            process.kill(child.pid, 'SIGKILL');
-          } catch {
-            /* gone */
-          }
-        }
-        reject(err);
-      } else resolve(pid!);
-    };
-    const timer = setTimeout(() => finish(new Error(`vkfs did not answer within ${timeoutMs} ms`)), timeoutMs);
-    pipe.setEncoding('utf8');
-    pipe.on('data', (d: string) => {
-      text += d;
-      const m = /^ok (\d+)\n/.exec(text);
-      if (m) finish(undefined, Number(m[1]));
-      else if (/^error: .*\n/.test(text)) finish(new Error(`vkfs: ${text.trim().replace(/^error: /, '')}`));
-    });
-    pipe.on('end', () => finish(new Error(`vkfs exited before it was ready${text ? `: ${text.trim()}` : ''}`)));
-    child.on('error', (e) => finish(e));
+  return spawnReady({
+    binary: vkfs,
+    args: ['serve', '--config', path.join(stateDir, CONFIG), '--mount', mountpoint, '--pidfile', path.join(stateDir, PIDFILE)],
+    logFile: path.join(stateDir, LOG),
+    name: 'vkfs',
+    timeoutMs,
   });
 }
 
