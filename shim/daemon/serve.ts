@@ -137,7 +137,7 @@ export async function serveTasks(config: DaemonConfig, listenFd: number, opts: S
   keepAlive?.start();
   const idleMs = config.idleExitMs ?? DEFAULT_IDLE_EXIT_MS;
   if (idleMs > 0) {
-    const idle = (): boolean => service.containers.size === 0 && server.connections === 0;
+    const idle = (): boolean => service.size === 0 && server.connections === 0; // size: also containers being created
     idleTimer = watchIdle(idleMs, idle, () => exitIdle(`no container and no connection for ${idleMs} ms (orphaned by containerd?), exiting`));
   }
   log.debug(
