@@ -17,10 +17,12 @@ const tag = `vkernel-test-${process.pid}-${Math.random().toString(16).slice(2, 8
 const children: ChildProcess[] = [];
 const managers: CgroupManager[] = [];
 
-afterAll(async () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+// After each test, not once at the end: a test that fails half-way must not leave its
+// cgroups for the next test's leftovers() check to trip over.
+afterEach(async () => {
+  for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   await new Promise((r) => setTimeout(r, 100));
-  for (const m of managers) await m.destroy().catch(() => undefined);
+  for (const m of managers.splice(0)) await m.destroy().catch(() => undefined);
 });
 
 function startSleeper(): Promise<ChildProcess> {
@@ -124,7 +126,12 @@ describeV1('cgroup v1 driver on the host', () => {
     expect(procCgroup(pid)).toContain(`pids:/${tag}/c1`);
     expect(await m.pids()).toEqual([pid]);
 
-    await until(async () => (await m.stats()).memory.usage.usage > 0);
+    // Wait for both: memory can be charged (kernel objects) before the moved shell has run
+    // again, and then cpuacct.usage still reads 0 (seen on a faster CI machine).
+    await until(async () => {
+      const now = await m.stats();
+      return now.memory.usage.usage > 0 && now.cpu.usage.total > 0;
+    });
     const s = await m.stats();
     expect(s.pids.current).toBeGreaterThanOrEqual(1);
     expect(s.pids.limit).toBe(32);
