@@ -1,6 +1,7 @@
 // Runs vkinit and speaks its protocol (PROTOCOL.md): send the plan frame, react to `pid`,
 // `hooks`, `ready`, `error`, `exit`. launchInit settles only once vkinit has either
 // reported `ready` (wait mode) or exited, so a failure never leaves a process behind.
+import { trace } from '../trace';
 import { spawn, type ChildProcess, type StdioOptions } from 'child_process';
 import type { Socket } from 'net';
 import { constants as osConstants } from 'os';
@@ -92,6 +93,7 @@ class InitSession {
     this.sock.on('error', () => {}); // EPIPE when vkinit is gone; 'close' reports it
     this.sock.on('data', (chunk: Buffer) => this.onData(chunk));
     this.sock.write(frame(body));
+    trace('vkinit spawned');
   }
 
   private enqueue(fn: () => void | Promise<void>): void {
@@ -116,6 +118,7 @@ class InitSession {
     const [word, rest = ''] = splitFirst(line);
     switch (word) {
       case 'pid':
+        trace('vkinit: container cloned and in its cgroups');
         this.pid = Number(rest);
         if (this.opts.onPid && this.failure === undefined) {
           try {
@@ -151,6 +154,7 @@ class InitSession {
         }
         return;
       case 'ready':
+        trace('vkinit: container ready');
         this.ready = true;
         if (this.plan.wait && this.failure === undefined) {
           // The handle is returned now; vkinit keeps the socket until `exit`.
@@ -193,6 +197,7 @@ class InitSession {
   }
 
   private onClose(code: number | null, signal: NodeJS.Signals | null): void {
+    trace('vkinit exited');
     const status = code ?? 128 + signalNumber(signal);
     this.resolveExit(this.exitCode ?? status);
     if (this.settled) return;
