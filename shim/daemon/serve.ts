@@ -159,15 +159,17 @@ export async function serveTasks(config: DaemonConfig, listenFd: number, opts: S
  * appended there with a wall-clock time and our pid (lines outside any container's life,
  * e.g. the end of Delete, have no bundle log to go to).
  */
+let traceFd: number | undefined;
+
 function traceSink(log: ShimLog): (line: string) => void {
   const file = process.env.VKERNEL_TRACE ?? '';
   if (!file.startsWith('/')) return (line) => log.info(line);
-  let fd = -1;
   try {
-    fd = fs.openSync(file, 'a', 0o644);
+    traceFd ??= fs.openSync(file, 'a', 0o644); // once: a reused daemon serves again
   } catch {
     return (line) => log.info(line);
   }
+  const fd = traceFd;
   return (line) => {
     try {
       fs.writeSync(fd, `${new Date().toISOString()} shim[${process.pid}] ${line}\n`);

@@ -7,6 +7,9 @@
 //   --idle-timeout  VKERNEL_SHIM_MANAGER_IDLE_MS    30 min (0: never)
 //   --no-watch      VKERNEL_SHIM_MANAGER_WATCH=0    exit when dist/ or build/ change: on
 //   --log           VKERNEL_SHIM_MANAGER_LOG        no log
+//                   VKERNEL_SHIM_REUSE              100: groups a daemon may serve after its first,
+//                                                   going back to the pool between them (0: never;
+//                                                   read by the daemons, shim/daemon/reuse.ts)
 // Exits 0 at once when another manager holds the lock.
 import * as fs from 'node:fs';
 import { DEFAULT_MANAGER_SOCKET } from '../bootstrap/paths';

@@ -26,6 +26,7 @@ import { pickShimEnv } from '../bootstrap/flags';
 import { managerFiles } from '../bootstrap/paths';
 import { runShim } from '../bootstrap/run';
 import { spawnDirectDaemon } from '../bootstrap/spawn';
+import { maxReuses } from '../daemon/reuse';
 import { WarmPool } from './pool';
 import { decodeRequest, encodeReply, MessageReader, REQUEST_MAGIC } from './protocol';
 import { watchForUpdates } from './staleness';
@@ -81,7 +82,13 @@ export class ShimManager {
     this.pidFile = files.pidFile;
     this.controlSocket = files.controlSocket;
     const env = opts.env ?? process.env;
-    this.pool = new WarmPool({ size: opts.warm ?? 1, controlSocket: files.controlSocket, env, log: (m) => this.#log(`pool: ${m}`) });
+    this.pool = new WarmPool({
+      size: opts.warm ?? 1,
+      controlSocket: files.controlSocket,
+      env,
+      reuse: maxReuses(env.VKERNEL_SHIM_REUSE) > 0,
+      log: (m) => this.#log(`pool: ${m}`),
+    });
     this.#launcher = {
       launch: async (l) => {
         const adopted = await this.pool.adopt(l);

@@ -4,7 +4,9 @@
 // Each warm daemon runs `node dist/shim/daemon/main.js --warm <control socket>` in its own
 // session with stdio on /dev/null, connects back, says {"pid":N}, and waits. Adopting one
 // sends it the DaemonConfig line with the group's listening socket attached (SCM_RIGHTS) and
-// closes our end; from then on the manager has nothing to do with it. Closing the pool (or
+// closes our end; from then on the manager has nothing to do with it, until the daemon's group
+// ends and it checks in again with {"pid":N,"reuse":K} (shim/daemon/reuse.ts): taken back
+// while the pool has room, else it exits. Closing the pool (or
 // the manager dying) closes the control connections of the daemons still waiting, and they
 // exit. A daemon that dies before checking in counts as a failure: after a few in a row,
 // refilling backs off, so a broken install does not become a fork loop.
@@ -25,6 +27,11 @@ export interface WarmPoolOptions {
   env?: NodeJS.ProcessEnv;
   /** How long a spawned daemon may take to check in before it is killed (default 30 s). */
   checkInTimeoutMs?: number;
+  /**
+   * Daemons come back after their group ended (shim/daemon/reuse.ts; VKERNEL_SHIM_REUSE is not
+   * 0): after a hand-off, refill only if none came back within REUSE_GRACE_MS.
+   */
+  reuse?: boolean;
   log?: (msg: string) => void;
 }
 
@@ -39,12 +46,26 @@ interface Waiting {
   fd: number;
 }
 
+interface CheckIn {
+  pid?: unknown;
+  /** Groups a returning daemon served after its first (absent for a new daemon). */
+  reuse?: unknown;
+}
+
 const FAILURES_BEFORE_BACKOFF = 3;
 /** How long a start waits for a booting spare before it spawns a daemon of its own. */
 const BOOTING_SPARE_WAIT_MS = 300;
 /** First pause after FAILURES_BEFORE_BACKOFF failures in a row; doubles each time, up to the max. */
 const BACKOFF_MS = 10_000;
 const MAX_BACKOFF_MS = 5 * 60_000;
+/**
+ * How long after a hand-off the pool waits for a daemon to come back before it boots a new
+ * one. `ctr run --rm` takes ~150 ms end to end; a spare booted at once instead would spend
+ * its Node boot beside that container's Create and mostly be surplus when the daemon returns.
+ */
+const REUSE_GRACE_MS = 1000;
+/** Pids handed out that may come back; a bound on what daemons that exit leave here. */
+const MAX_REMEMBERED = 4096;
 
 /** The fd under a connected net.Socket (libuv's pipe handle); needed for sendmsg(SCM_RIGHTS). */
 function socketFd(sock: net.Socket): number {
@@ -63,6 +84,9 @@ export class WarmPool {
   #closed = false;
   #failures = 0;
   #backoff: NodeJS.Timeout | undefined;
+  /** Daemons this pool handed out: only they may come back (not another manager's, not old code). */
+  readonly #handedOut = new Set<number>();
+  #refill: NodeJS.Timeout | undefined;
 
   constructor(opts: WarmPoolOptions) {
     this.#opts = {
@@ -70,6 +94,7 @@ export class WarmPool {
       controlSocket: opts.controlSocket,
       env: opts.env ?? process.env,
       checkInTimeoutMs: opts.checkInTimeoutMs ?? 30_000,
+      reuse: opts.reuse ?? false,
       log: opts.log ?? (() => undefined),
     };
   }
@@ -175,26 +200,40 @@ export class WarmPool {
         return;
       }
       sock.off('data', onData);
-      let pid: unknown;
+      let msg: CheckIn;
       try {
-        pid = (JSON.parse(buf.slice(0, nl)) as { pid?: unknown }).pid;
+        msg = JSON.parse(buf.slice(0, nl)) as CheckIn;
       } catch {
         return bail('check-in is not JSON');
       }
-      const spawned = typeof pid === 'number' ? this.#spawned.get(pid) : undefined;
-      if (!spawned || typeof pid !== 'number') return bail(`check-in from unknown pid ${String(pid)}`);
+      const pid = msg?.pid;
+      if (typeof pid !== 'number') return bail(`check-in from unknown pid ${String(pid)}`);
+      const reused = msg.reuse !== undefined;
+      const spawned = this.#spawned.get(pid);
+      if (reused) {
+        // Back from a group: ours, and wanted. Refused, it exits at the end of the stream.
+        if (!this.#handedOut.delete(pid)) return bail(`daemon ${pid} came back, but this manager did not hand it out`);
+        if (this.#closed || !this.#opts.reuse || this.#waiting.length >= this.#opts.size) {
+          this.#opts.log(`warm daemon ${pid} came back: not needed, it exits`);
+          return void sock.destroy();
+        }
+      } else if (!spawned) {
+        return bail(`check-in from unknown pid ${pid}`);
+      }
       const fd = socketFd(sock);
       if (fd < 0) return bail('no fd under the control connection');
-      clearTimeout(spawned.timer);
-      this.#spawned.delete(pid);
+      if (spawned) {
+        clearTimeout(spawned.timer);
+        this.#spawned.delete(pid);
+      }
       if (this.#closed) return void sock.destroy();
       // Booted: back to our own priority before it serves anyone.
-      setNice(pid, os.getPriority());
+      if (spawned) setNice(pid, os.getPriority());
       const waiting: Waiting = { pid, socket: sock, fd };
       this.#waiting.push(waiting);
       for (const wake of this.#checkInWaiters) wake();
       this.#failures = 0;
-      this.#opts.log(`warm daemon ${pid} ready`);
+      this.#opts.log(`warm daemon ${pid} ready${reused ? ` (back, reused ${String(msg.reuse)} times)` : ''}`);
       sock.once('close', () => {
         const i = this.#waiting.indexOf(waiting);
         if (i < 0) return; // adopted
@@ -213,7 +252,14 @@ export class WarmPool {
    */
   async adopt(l: DaemonLaunch): Promise<number | undefined> {
     const line = Buffer.from(`${JSON.stringify(l.config)}\n`);
+    let handedOut = false;
     try {
+      // None waiting (a burst): boot the refill now rather than after the grace period.
+      if (this.#waiting.length === 0) {
+        if (this.#refill) clearTimeout(this.#refill);
+        this.#refill = undefined;
+        this.fill();
+      }
       // A spare still booting is further along than a daemon spawned now: wait for it a
       // little (at full priority), rather than start a second cold one.
       if (this.#waiting.length === 0 && this.#spawned.size > 0 && !this.#closed) await this.#nextCheckIn(BOOTING_SPARE_WAIT_MS);
@@ -229,13 +275,37 @@ export class WarmPool {
         // The message is queued on the daemon's side; closing ours cannot lose it.
         w.socket.destroy();
         adjustOomScore(w.pid, l.containerdPid);
+        this.#remember(w.pid);
+        handedOut = true;
         this.#opts.log(`warm daemon ${w.pid} adopted for group ${l.config.groupId}`);
         return w.pid;
       }
       return undefined;
     } finally {
-      setImmediate(() => this.fill());
+      if (handedOut && this.#opts.reuse) this.#fillLater();
+      else this.#fillNow();
     }
+  }
+
+  #remember(pid: number): void {
+    this.#handedOut.add(pid);
+    if (this.#handedOut.size > MAX_REMEMBERED) this.#handedOut.delete(this.#handedOut.values().next().value!);
+  }
+
+  #fillNow(): void {
+    if (this.#refill) clearTimeout(this.#refill);
+    this.#refill = undefined;
+    setImmediate(() => this.fill());
+  }
+
+  /** Refills once the daemon just handed out had its chance to come back (REUSE_GRACE_MS). */
+  #fillLater(): void {
+    if (this.#refill) return;
+    this.#refill = setTimeout(() => {
+      this.#refill = undefined;
+      this.fill();
+    }, REUSE_GRACE_MS);
+    this.#refill.unref();
   }
 
   #nextCheckIn(timeoutMs: number): Promise<void> {
@@ -256,6 +326,7 @@ export class WarmPool {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#backoff) clearTimeout(this.#backoff);
+    if (this.#refill) clearTimeout(this.#refill);
     this.#waiting.splice(0);
     for (const sock of this.#connections) sock.destroy();
     for (const [, s] of this.#spawned) {

@@ -65,4 +65,17 @@ describeIf(ok).each(VERSIONS)('containerd %s: launcher paths', (version) => {
     expect(log.match(/ delete: exit 0 in /g)?.length).toBe(5);
     expect(log).not.toContain('request failed');
   });
+
+  it('VKERNEL_SHIM_REUSE=0: a daemon exits after its group instead of going back to the pool', async () => {
+    env = await startShimEnv(version, { managerEnv: { VKERNEL_SHIM_REUSE: '0' } });
+    const e = env;
+    await waitFor('a warm daemon', () => e.warmDaemons().length === 1, 30_000);
+    const [first] = e.warmDaemons();
+    await exercise(e);
+    await expectClean(e);
+    await waitFor('the first daemon to exit', () => !fs.existsSync(`/proc/${first}`), 15_000);
+    expect(e.managerLog()).not.toMatch(/ready \(back, reused/);
+    // The pool refilled with a new daemon instead.
+    await waitFor('a new warm daemon', () => e.warmDaemons().some((p) => p !== first), 30_000);
+  });
 });

@@ -275,11 +275,41 @@ describeIf(ok).each(VERSIONS)('containerd %s: ctr with --runtime io.containerd.v
     expect((await env.cd.ctr(['task', 'exec', '--exec-id', 'still', 'g2', 'echo', 'still-here'])).stdout).toBe('still-here\n');
     expect(alive(t.get('g2')!.pid)).toBe(true);
 
-    // The last one out: the daemon exits and removes its socket.
+    // The last one out: the daemon stops serving the group (it exits, or goes back to the
+    // manager's pool) and removes its socket.
     await removeContainer(env.cd, 'g2');
-    await waitFor('the group daemon to exit', () => !alive(daemon!), 15_000);
+    await waitFor('the group daemon to leave the group', () => !env.daemons().includes(daemon!), 15_000);
     const sock = a1.replace(/^unix:\/\//, '');
     expect([sock, `${sock}.protocol`].filter((f) => fs.existsSync(f))).toEqual([]);
+    await expectClean(env);
+  });
+
+  it('a daemon whose group ended goes back to the pool and serves the next new group; a full pool lets it go', async () => {
+    await waitFor('a warm daemon', () => env.warmDaemons().length === 1, 30_000);
+    const [first] = env.warmDaemons();
+    const adoptions = (pid: number): number => [...env.managerLog().matchAll(new RegExp(`warm daemon ${pid} adopted`, 'g'))].length;
+    const before = adoptions(first);
+    expect((await env.cd.ctrOk(env.runArgs(cid('reuse1'), ['echo', 'one'], ['--rm']))).stdout).toBe('one\n');
+    expect(adoptions(first)).toBe(before + 1);
+    // Back in the pool within the grace period, so no new spare was booted meanwhile.
+    await waitFor('the daemon back in the pool', () => env.warmDaemons().includes(first), 10_000);
+    expect(env.managerLog()).toMatch(new RegExp(`warm daemon ${first} ready \\(back, reused \\d+ times\\)`));
+    expect(env.warmDaemons()).toEqual([first]);
+    expect((await env.cd.ctrOk(env.runArgs(cid('reuse2'), ['echo', 'two'], ['--rm']))).stdout).toBe('two\n');
+    expect(adoptions(first)).toBe(before + 2);
+    await waitFor('the daemon back in the pool again', () => env.warmDaemons().includes(first), 10_000);
+
+    // Two new groups at once: the second gets a new daemon. When both groups end, the pool
+    // (size 1) takes one back and the other daemon exits.
+    await env.cd.ctrOk(env.runArgs(cid('reuse3'), ['sleep', '600'], ['-d']));
+    await env.cd.ctrOk(env.runArgs(cid('reuse4'), ['sleep', '600'], ['-d']));
+    const served = [env.daemonOf(env.address('reuse3'))!, env.daemonOf(env.address('reuse4'))!];
+    expect(served[0]).toBe(first);
+    expect(served[1]).not.toBe(first);
+    await removeContainer(env.cd, 'reuse3');
+    await removeContainer(env.cd, 'reuse4');
+    await waitFor('both daemons out of their groups', () => env.daemons().length === 0, 15_000);
+    await waitFor('one daemon waiting, the rest gone', () => env.warmDaemons().length === 1 && served.filter(alive).length <= 1, 15_000);
     await expectClean(env);
   });
 

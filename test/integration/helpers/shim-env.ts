@@ -43,6 +43,8 @@ export interface ShimEnvOptions {
   debug?: boolean;
   /** Extra environment for containerd (and so the launcher and cold path). */
   env?: Record<string, string>;
+  /** Extra environment for the private manager (and so its daemons), e.g. VKERNEL_SHIM_REUSE. */
+  managerEnv?: Record<string, string>;
   /** Passed through to TestContainerd.start. */
   containerd?: Partial<ContainerdOptions>;
   /** Import the fixture image (default true). */
@@ -206,7 +208,7 @@ export class ShimEnv {
     let cd: TestContainerd | undefined;
     try {
       if ((opts.manager ?? 'warm') === 'warm') {
-        manager = await startManager(managerSocket, path.join(dir, 'manager.log'), { warm: opts.warm });
+        manager = await startManager(managerSocket, path.join(dir, 'manager.log'), { warm: opts.warm, env: opts.managerEnv });
       }
       cd = await TestContainerd.start({
         ...(opts.containerd ?? {}),
@@ -266,6 +268,7 @@ export class ShimEnv {
    */
   daemons(): number[] {
     const log = this.managerLog();
+    const pooled = this.pooledDaemons(log);
     for (const m of log.matchAll(/warm daemon (\d+) adopted/g)) this.daemonPids.add(Number(m[1]));
     for (const m of log.matchAll(/started daemon (\d+) for group/g)) this.daemonPids.add(Number(m[1]));
     for (const name of fs.readdirSync('/proc')) {
@@ -273,7 +276,18 @@ export class ShimEnv {
       const argv = cmdline(Number(name));
       if (argv.includes(DAEMON_MAIN) && argv.includes(this.cd.namespace)) this.daemonPids.add(Number(name));
     }
-    return [...this.daemonPids].filter(alive).sort((a, b) => a - b);
+    // A daemon whose group ended and that went back to the pool serves nothing any more.
+    return [...this.daemonPids].filter((p) => alive(p) && !pooled.has(p)).sort((a, b) => a - b);
+  }
+
+  /** Pids the manager's log last shows waiting in the pool (new, or back from a group). */
+  private pooledDaemons(log: string): Set<number> {
+    const pooled = new Set<number>();
+    for (const m of log.matchAll(/warm daemon (\d+) (ready|adopted)/g)) {
+      if (m[2] === 'ready') pooled.add(Number(m[1]));
+      else pooled.delete(Number(m[1]));
+    }
+    return pooled;
   }
 
   /** The daemon serving group socket `address` (unix://…): the process holding that listening socket. */
@@ -309,9 +323,7 @@ export class ShimEnv {
 
   /** Warm daemons waiting in the manager's pool (checked in, not adopted). */
   warmDaemons(): number[] {
-    const log = this.managerLog();
-    const adopted = new Set([...log.matchAll(/warm daemon (\d+) adopted/g)].map((m) => Number(m[1])));
-    return [...log.matchAll(/warm daemon (\d+) ready/g)].map((m) => Number(m[1])).filter((p) => !adopted.has(p) && alive(p));
+    return [...this.pooledDaemons(this.managerLog())].filter(alive);
   }
 
   /** The bundle dir containerd made for container `id`. */
