@@ -19,6 +19,7 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import { warmCgroupMigration } from '../../runtime/cgroups/migration-warmup';
 import { native } from '../../runtime/native';
 import { PACKAGE_ROOT } from '../../runtime/paths';
 import type { DaemonLauncher } from '../bootstrap/daemon-config';
@@ -48,6 +49,9 @@ export interface ManagerOptions {
 }
 
 export const DEFAULT_IDLE_TIMEOUT_MS = 30 * 60_000;
+
+/** How long a `start` keeps cgroup migration warm: past its container's Create (~40–70 ms later). */
+const START_WARMUP_MS = 150;
 
 /** How long a client may take to send its request before the connection is dropped. */
 const REQUEST_TIMEOUT_MS = 10_000;
@@ -212,6 +216,9 @@ export class ShimManager {
     const t0 = process.hrtime.bigint();
     try {
       const req = decodeRequest(msg);
+      // A new container's Create follows a `start` by ~20 ms: its vkinit's cgroup write then
+      // finds the kernel's grace period paid (runtime/cgroups/migration-warmup.ts).
+      if (req.argv.includes('start')) warmCgroupMigration(START_WARMUP_MS);
       if (req.pkgroot !== undefined && !samePackage(req.pkgroot)) {
         throw new Error(`the launcher belongs to ${req.pkgroot}, this manager to ${PACKAGE_ROOT}: declined (cold path)`);
       }
