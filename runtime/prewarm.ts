@@ -3,7 +3,7 @@
 // its first call, and the first container of a fresh daemon paid that on containerd's
 // critical path (~7 ms for the seccomp profile alone). Read-only: a default spec validated
 // against "/", the default seccomp profile taken to its compiler input (no compile, no
-// cache write), an init plan built from that spec (nothing launched), the view policy
+// cache key, no cache write), an init plan built from that spec (nothing launched), the view policy
 // parser, and libuv's thread pool.
 import * as fs from 'node:fs';
 import { defaultSpec } from './spec/defaults';
@@ -12,7 +12,6 @@ import { validateSpec } from './spec/validate';
 import { defaultSeccompProfile } from './seccomp/default-profile';
 import { validateSeccomp } from './seccomp/validate';
 import { buildPlan, encodePlan as encodeSeccompPlan } from './seccomp/plan';
-import { cacheKey } from './seccomp/compile';
 import { buildCreatePlan } from './init/from-spec';
 import { encodePlan } from './init/plan';
 import { parseViewPolicy } from './vkernel/policy';
@@ -31,9 +30,11 @@ export async function prewarmCreatePath(): Promise<string[]> {
   const raw = { ...defaultSpec(), root: { path: '/', readonly: true } };
   let spec: Spec = raw;
   step('spec', () => (spec = validateSpec(JSON.parse(JSON.stringify(raw)), '/')));
+  // Up to the plan text: its cache key is a SHA-256 (native code, nothing to warm), and
+  // loading node:crypto would cost a waiting daemon ~2.4 MiB (runtime/hash.ts).
   step('seccomp', () => {
     const v = validateSeccomp(defaultSeccompProfile());
-    if (v) cacheKey(encodeSeccompPlan(buildPlan(v)), 'prewarm');
+    if (v) encodeSeccompPlan(buildPlan(v));
   });
   step('plan', () =>
     encodePlan(

@@ -6,10 +6,10 @@
 // Started on the first Create that wants it; stopped when the daemon closes. If someone
 // kills it, the next Create starts a new one (running containers' calls then fail open /
 // ENOSYS exactly as with a killed per-container agent: docs/vkernel-syscalls.md).
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { agentPids, startAgent, stopAgent, type SharedAgent } from '../runtime/vkernel/syscalls';
+import { sha256Hex } from '../runtime/hash';
 
 export class PodAgent {
   readonly dir: string;
@@ -21,7 +21,7 @@ export class PodAgent {
     groupId: string,
     private readonly log: { info(m: string): void; warn(m: string): void },
   ) {
-    const h = crypto.createHash('sha256').update(groupId).digest('hex').slice(0, 12);
+    const h = sha256Hex(groupId).slice(0, 12);
     this.dir = path.join(stateRoot, `.vkagent-${h}`);
   }
 

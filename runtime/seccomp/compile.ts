@@ -9,7 +9,6 @@
 // What the kernel supports (filter flags, actions) is probed once per kernel release with
 // `vkseccomp --probe` and remembered in the cache directory too.
 import { spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -25,6 +24,7 @@ import {
 } from './constants';
 import { buildPlan, encodePlan, filterFlags } from './plan';
 import { validateSeccomp, ValidatedSeccomp } from './validate';
+import { randomHex, sha256Hex } from '../hash';
 
 export const MAX_CACHE_ENTRIES = 64;
 
@@ -71,7 +71,7 @@ export function seccompCompilerPath(): string {
 
 /** The cache key: sha256 over the compiler's identity and the plan text. */
 export function cacheKey(planText: string, compilerId: string): string {
-  return createHash('sha256').update(`${compilerId}\n`).update(planText).digest('hex');
+  return sha256Hex(`${compilerId}\n`, planText);
 }
 
 interface RunResult {
@@ -128,7 +128,7 @@ async function compilerId(compiler: string): Promise<string> {
 
 /** Writes `data` to `file` atomically (temp file in the same directory + rename). */
 async function writeAtomic(file: string, data: Buffer | string): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const tmp = `${file}.tmp-${process.pid}-${randomHex(4)}`;
   try {
     await fs.promises.writeFile(tmp, data, { mode: 0o644 });
     await fs.promises.rename(tmp, file);

@@ -12,7 +12,6 @@
 //            (dynamic glibc binaries only).
 //
 // `auto` takes the first usable one in that order (selectSyscallMode, probeSyscallHost).
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { InitPlan, PlanMount } from '../init/plan-types';
@@ -20,6 +19,7 @@ import { buildPath } from '../paths';
 import { spawnReady } from './spawn-ready';
 import { MS_BIND, MS_NODEV, MS_NOSUID, MS_RDONLY } from '../spec/mount-options';
 import type { ViewPolicy } from './policy';
+import { sha256Hex } from '../hash';
 
 export const SOCKET = 'vkagent.sock';
 const PIDFILE = 'vkagent.pid';
@@ -230,7 +230,7 @@ export function agentMetadata(opts: { id: string; policy: ViewPolicy; viewConf?:
 export function agentSocketPath(stateDir: string): string {
   const p = path.join(path.resolve(stateDir), SOCKET);
   if (Buffer.byteLength(p) <= 100) return p;
-  const h = crypto.createHash('sha256').update(p).digest('hex').slice(0, 20);
+  const h = sha256Hex(p).slice(0, 20);
   return `/run/vkernel-agent-${h}.sock`;
 }
 

@@ -24,13 +24,13 @@
 // [shim] protocol. Each takes "grpc", "ttrpc" or "auto". A forced gRPC that containerd cannot
 // speak (1.6, or a version we could not learn) is refused with a warning; a forced gRPC on
 // 2.x is honoured with a warning naming the defect.
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as ConfigModule from '../config';
 import type * as H2Module from '../grpc/h2-unary';
 import type * as ProtoModule from '../proto';
 import type { ShimInvocation } from './flags';
+import { sha256Hex } from '../../runtime/hash';
 
 export type ShimProtocol = 'ttrpc' | 'grpc';
 export type ProtocolSetting = ShimProtocol | 'auto';
@@ -286,7 +286,7 @@ function processIdentity(pid: number | undefined): string | undefined {
 }
 
 function cacheFile(dir: string, address: string): string {
-  return path.join(dir, `${crypto.createHash('sha256').update(address).digest('hex').slice(0, 24)}.json`);
+  return path.join(dir, `${sha256Hex(address).slice(0, 24)}.json`);
 }
 
 function readCacheFile(dir: string, address: string, identity: string): string | undefined {

@@ -4,13 +4,13 @@
 // group annotation). Its socket is named after sha256(<containerd address>/<namespace>/<group>)
 // exactly like the runc shim's, so the second container of a group derives the same path,
 // finds it listening and answers that address instead of starting a daemon.
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { InternalError, InvalidArgumentError } from '../../runtime/errors';
 import { native } from '../../runtime/native';
 import { MAX_SOCKET_PATH, SHIM_SOCKET_DIR } from './paths';
+import { randomHex, sha256Hex } from '../../runtime/hash';
 
 /**
  * Annotations that name a container's group, first match wins: the runc shim's two (so pods
@@ -50,7 +50,7 @@ export function goJoin(...parts: string[]): string {
 
 /** /run/containerd/s/<hex(sha256(filepath.Join(address, namespace, group)))>. */
 export function groupSocketPath(address: string, namespace: string, group: string, dir: string = SHIM_SOCKET_DIR): string {
-  const hash = crypto.createHash('sha256').update(goJoin(address, namespace, group)).digest('hex');
+  const hash = sha256Hex(goJoin(address, namespace, group));
   const p = path.join(dir, hash);
   if (Buffer.byteLength(p) >= MAX_SOCKET_PATH) {
     throw new InvalidArgumentError(`shim socket path ${p} is ${Buffer.byteLength(p)} bytes, the limit is ${MAX_SOCKET_PATH - 1}`, 'socket_dir');
@@ -120,7 +120,7 @@ export function claimSocket(socketPath: string): SocketClaim {
 /** Writes `<bundle>/address` so readers never see a partial one: temp file + rename (§1.8). */
 export function writeAddressFile(bundle: string, address: string): void {
   const file = path.join(bundle, 'address');
-  const tmp = path.join(bundle, `.address.${process.pid}.${crypto.randomBytes(4).toString('hex')}`);
+  const tmp = path.join(bundle, `.address.${process.pid}.${randomHex(4)}`);
   try {
     fs.writeFileSync(tmp, address, { mode: 0o644 });
     fs.renameSync(tmp, file);
