@@ -1,8 +1,7 @@
 // The one place the task service meets ttrpc: the same handlers under containerd.task.v2.Task
 // (every containerd over ttrpc) and containerd.task.v3.Task (identical messages, another
 // package name). Errors are thrown as typed errors and mapped by the transport's toStatus.
-import { performance } from 'node:perf_hooks';
-import { trace, traceEnabled } from '../../runtime/trace';
+import { trace, traceEnabled, traceNow } from '../../runtime/trace';
 import type { ServiceImpl, TtrpcServer } from '../ttrpc';
 import type { TaskService } from './service';
 
@@ -37,12 +36,12 @@ function traced(handlers: ServiceImpl<'containerd.task.v2.Task'>): ServiceImpl<'
   const out: Record<string, unknown> = {};
   for (const [name, h] of Object.entries(handlers) as [string, (req: unknown, ctx: unknown) => Promise<unknown>][]) {
     out[name] = async (req: unknown, ctx: unknown) => {
-      const t0 = performance.now();
+      const t0 = traceNow();
       trace(`rpc ${name} begin`);
       try {
         return await h(req, ctx);
       } finally {
-        trace(`rpc ${name} end (${(performance.now() - t0).toFixed(1)} ms)`);
+        trace(`rpc ${name} end (${(traceNow() - t0).toFixed(1)} ms)`);
       }
     };
   }
