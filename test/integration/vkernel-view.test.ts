@@ -98,9 +98,22 @@ async function until(what: () => boolean, ms = 5000): Promise<boolean> {
   return what();
 }
 
+/** Every vkfs process serving stateDir's config, found by reading all of /proc (not the pidfile tree). */
+function vkfsProcesses(stateDir: string): number[] {
+  const conf = path.join(path.resolve(stateDir), 'vkfs.conf');
+  return fs.readdirSync('/proc').filter((n) => /^\d+$/.test(n)).map(Number).filter((pid) => {
+    try {
+      const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      return argv[1] === 'serve' && argv.includes(conf) && !/ [ZX] /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    } catch {
+      return false;
+    }
+  });
+}
+
 function expectGone(stateDir: string): void {
   expect(mountsBelow(stateDir)).toEqual([]);
-  expect(supervisorPids(stateDir)).toEqual([]);
+  expect(vkfsProcesses(stateDir)).toEqual([]);
   expect(fs.existsSync(stateDir)).toBe(false);
 }
 
@@ -254,6 +267,10 @@ describeIf(ok)('vkernel view (FUSE, real cgroup)', () => {
     const oldWorker = workerPid(d);
     process.kill(v.pid, 'SIGKILL');
     expect(await until(() => keeperPid(d) === oldWorker)).toBe(true);
+    // The pidfile tree finds exactly what a walk of all of /proc finds (the new keeper's new
+    // worker and standby included).
+    expect(await until(() => supervisorPids(d).length === 3)).toBe(true);
+    expect(supervisorPids(d).sort()).toEqual(vkfsProcesses(d).sort());
     expect(memTotal(fs.readFileSync(path.join(v.source, 'proc/meminfo'), 'utf8'))).toBe(524288);
     process.kill(workerPid(d), 'SIGKILL'); // the new keeper restarts its worker
     expect(memTotal(fs.readFileSync(path.join(v.source, 'proc/meminfo'), 'utf8'))).toBe(524288);
@@ -267,8 +284,8 @@ describeIf(ok)('vkernel view (FUSE, real cgroup)', () => {
     stateDirs.push(d);
     await startView({ id: c.id, stateDir: d, cgroup: c.m.describe(), policy: DEFAULT_POLICY });
     await c.m.destroy();
-    const stopped = await until(() => supervisorPids(d).length === 0 && mountsBelow(d).length === 0, 5000);
-    if (!stopped) console.log(supervisorPids(d), mountsBelow(d), fs.readFileSync(path.join(d, 'vkfs.log'), 'utf8'));
+    const stopped = await until(() => vkfsProcesses(d).length === 0 && mountsBelow(d).length === 0, 5000);
+    if (!stopped) console.log(vkfsProcesses(d), mountsBelow(d), fs.readFileSync(path.join(d, 'vkfs.log'), 'utf8'));
     expect(stopped).toBe(true);
     await stopView(d);
     expectGone(d);
@@ -339,7 +356,7 @@ describeIf(ctrOk)('vkernel view in a real container', () => {
       const del = await runRuntime(['delete', '--force', id]);
       expect(del.code).toBe(0);
       // The runtime removed the cgroup: the supervisor notices and unmounts by itself ...
-      expect(await until(() => supervisorPids(stateDir).length === 0 && mountsBelow(stateDir).length === 0, 5000)).toBe(true);
+      expect(await until(() => vkfsProcesses(stateDir).length === 0 && mountsBelow(stateDir).length === 0, 5000)).toBe(true);
     } finally {
       await b.cleanup();
       await stopView(stateDir); // ... and stopView (delete's job) removes the rest
