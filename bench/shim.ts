@@ -6,7 +6,9 @@
 //   2. the same with the manager stopped: every start/delete of ours is a cold Node process
 //      (what VKERNEL_SHIM_MANAGER=off gives; the launcher falls back when nobody answers);
 //   3. memory: our idle (warm) daemon, then one shim of each kind serving 1..5 containers of
-//      one group (annotation io.containerd.runc.v2.group, which both honour).
+//      one group (annotation io.containerd.runc.v2.group, which both honour);
+//   4. where the milliseconds of a warm run go (bench/shim-phases.ts: traced runs on an env
+//      of their own).
 //
 // Prints tables like bench/hyperfine.ts's; never asserts a time. Target: vkernel warm ÷ runc
 // ≤ 0.85 on the median.
@@ -30,6 +32,7 @@ import {
   type ShimEnv,
 } from '../test/integration/helpers/shim-env';
 import { printTable, type Timing } from './hyperfine';
+import { printShimPhases, shimPhases } from './shim-phases';
 
 export interface ShimBenchOptions {
   versions?: ContainerdVersion[];
@@ -145,6 +148,8 @@ export async function runShimBench(opts: ShimBenchOptions = {}): Promise<ShimBen
       const left = await env.stop();
       if (left.length) console.log(`(left behind and cleaned up: ${left.join('; ')})`);
     }
+    // Traced runs on an env of their own, so the trace's writes stay out of the timed phase.
+    printShimPhases(await shimPhases(version, Math.min(runs, 10)));
   }
   return results;
 }
