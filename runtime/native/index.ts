@@ -8,6 +8,8 @@ export interface VkNative {
   waitpid(pid: number, nohang: boolean): [number, number, number] | null;
   /** An exited child's pid without reaping it, or 0. */
   peekExitedChild(): number;
+  /** The pid at the other end of a connected AF_UNIX socket (SO_PEERCRED, as of connect). */
+  peerPid(fd: number): number;
   mkfifo(file: string, mode: number): void;
   setWinsize(fd: number, rows: number, cols: number): void;
   /** A listening AF_UNIX stream socket (close-on-exec) bound to `file`; backlog default 4. */

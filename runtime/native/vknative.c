@@ -111,6 +111,20 @@ static napi_value peek_exited_child(napi_env env, napi_callback_info info) {
   return int_value(env, si.si_pid);
 }
 
+// peerPid(fd) -> the pid of the process at the other end of a connected AF_UNIX socket, as
+// the kernel recorded it at connect (SO_PEERCRED): what a check-in's claimed pid is held to.
+static napi_value peer_pid(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t fd;
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || arg_i32(env, argv[0], &fd) < 0) return throw_errno(env, "getsockopt", EINVAL);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return throw_errno(env, "getsockopt", errno);
+  return int_value(env, cred.pid);
+}
+
 // mkfifo(path, mode)
 static napi_value make_fifo(napi_env env, napi_callback_info info) {
   size_t argc = 2;
@@ -735,6 +749,7 @@ NAPI_MODULE_INIT() {
       {"setChildSubreaper", NULL, set_child_subreaper, NULL, NULL, NULL, napi_default, NULL},
       {"waitpid", NULL, wait_pid, NULL, NULL, NULL, napi_default, NULL},
       {"peekExitedChild", NULL, peek_exited_child, NULL, NULL, NULL, napi_default, NULL},
+      {"peerPid", NULL, peer_pid, NULL, NULL, NULL, napi_default, NULL},
       {"mkfifo", NULL, make_fifo, NULL, NULL, NULL, napi_default, NULL},
       {"setWinsize", NULL, set_winsize, NULL, NULL, NULL, napi_default, NULL},
       {"listenUnix", NULL, listen_unix, NULL, NULL, NULL, napi_default, NULL},

@@ -208,25 +208,34 @@ export class WarmPool {
       }
       const pid = msg?.pid;
       if (typeof pid !== 'number') return bail(`check-in from unknown pid ${String(pid)}`);
+      const fd = socketFd(sock);
+      if (fd < 0) return bail('no fd under the control connection');
+      // The pid is the kernel's word (SO_PEERCRED), not the message's: whoever checks in is
+      // handed a group's socket later.
+      let peer = -1;
+      try {
+        peer = native().peerPid(fd);
+      } catch {
+        // below: refused
+      }
+      if (peer !== pid) return bail(`check-in says pid ${pid}, but the connection is from pid ${peer}`);
       const reused = msg.reuse !== undefined;
       const spawned = this.#spawned.get(pid);
       if (reused) {
         // Back from a group: ours, and wanted. Refused, it exits at the end of the stream.
         if (!this.#handedOut.delete(pid)) return bail(`daemon ${pid} came back, but this manager did not hand it out`);
-        if (this.#closed || !this.#opts.reuse || this.#waiting.length >= this.#opts.size) {
-          this.#opts.log(`warm daemon ${pid} came back: not needed, it exits`);
-          return void sock.destroy();
-        }
       } else if (!spawned) {
         return bail(`check-in from unknown pid ${pid}`);
-      }
-      const fd = socketFd(sock);
-      if (fd < 0) return bail('no fd under the control connection');
-      if (spawned) {
+      } else {
         clearTimeout(spawned.timer);
         this.#spawned.delete(pid);
       }
-      if (this.#closed) return void sock.destroy();
+      // Never more waiting than the pool's size: a spare that finished booting after a
+      // daemon came back (or the other way round) is let go; it exits at the end of the stream.
+      if (this.#closed || (reused && !this.#opts.reuse) || this.#waiting.length >= this.#opts.size) {
+        if (!this.#closed) this.#opts.log(`warm daemon ${pid} ${reused ? 'came back' : 'checked in'}: not needed, it exits`);
+        return void sock.destroy();
+      }
       // Booted: back to our own priority before it serves anyone.
       if (spawned) setNice(pid, os.getPriority());
       const waiting: Waiting = { pid, socket: sock, fd };

@@ -28,8 +28,8 @@ describeIf(requireRoot())('warm pool: daemons back from their group', () => {
   });
 
   let group = 0;
-  /** Hands the waiting daemon a group that goes idle after 300 ms (nobody connects). */
-  const handOut = async (): Promise<number> => {
+  /** Hands the waiting daemon a group that goes idle after `idleMs` (nobody connects). */
+  const handOut = async (idleMs = 300): Promise<number> => {
     const name = `g${group++}`;
     const socketPath = path.join(dir, `${name}.sock`);
     const listenFd = native().listenUnix(socketPath);
@@ -43,7 +43,7 @@ describeIf(requireRoot())('warm pool: daemons back from their group', () => {
         debug: false,
         groupId: name,
         stateRoot: path.join(dir, 'state'),
-        idleExitMs: 300,
+        idleExitMs: idleMs,
         bundle: dir,
       },
       listenFd,
@@ -80,14 +80,24 @@ describeIf(requireRoot())('warm pool: daemons back from their group', () => {
 
   it('a full pool lets a returning daemon go: it exits', async () => {
     const [daemon] = pool.pids;
-    expect(await handOut()).toBe(daemon);
-    // Fill the pool while the daemon is out (what the grace period's end would do).
-    pool.fill();
+    // Out long enough (idle after 3 s) for a new spare to be waiting when it comes back.
+    expect(await handOut(3000)).toBe(daemon);
+    pool.fill(); // what the grace period's end does
     await waitFor('a new spare', () => pool.ready === 1 && !pool.pids.includes(daemon), 30_000);
     for (const p of pool.pids) started.add(p);
     await waitFor('the returning daemon to exit', () => !alive(daemon), 10_000);
     expect(logged(new RegExp(`warm daemon ${daemon} came back: not needed, it exits`))).toBe(true);
     expect(pool.ready).toBe(1);
+  });
+
+  it('a check-in whose pid is not the connecting process is refused', async () => {
+    const sock = net.connect(path.join(dir, 'ctl.sock'));
+    await new Promise<void>((resolve, reject) => sock.once('connect', resolve).once('error', reject));
+    const [waiting] = pool.pids;
+    sock.write(`${JSON.stringify({ pid: waiting, reuse: 1 })}\n`);
+    await new Promise<void>((resolve) => sock.once('close', () => resolve()).resume());
+    expect(logged(new RegExp(`check-in says pid ${waiting}, but the connection is from pid ${process.pid}`))).toBe(true);
+    expect(pool.pids).toEqual([waiting]);
   });
 
   it('a check-in claiming to be back, from a pid this pool never handed out, is refused', async () => {
