@@ -15,6 +15,9 @@
 // Only for a process nobody else moves: the shim manager, on `start` (shim/manager). A write
 // computed before someone else moved us would move us back (seen: a shim daemon that `start`
 // had just put into its shim_cgroup), so the daemons and the runtime library do not use it.
+// While it runs, forks and exits on the host take the rwsem's slower reader path, as during
+// any migration. A host can get the same effect for good with the cgroup mount option
+// `favordynmods` (Linux 6.0+); that is the operator's choice, not ours.
 // (A write of a pid that does not exist would be neater, but 6.18 looks the task up before
 // it takes the lock: measured, it returns ESRCH at once and warms nothing.)
 import * as fs from 'node:fs';
@@ -23,8 +26,8 @@ import { parseCgroupMounts, parseSelfCgroup } from './host';
 
 /** Between the no-op writes: well inside one grace period, so the state never goes idle. */
 const INTERVAL_MS = 4;
-/** The longest create path that still benefits; a warm-up never outlives it. */
-const DEFAULT_MAX_MS = 500;
+/** Default span of a warm-up: about one create path. */
+const DEFAULT_MAX_MS = 150;
 
 /**
  * Our own cgroup.procs in one hierarchy mounted from its root: the unified one if it is
@@ -53,30 +56,34 @@ function procsFile(): string | undefined {
   }
 }
 
+let until = 0;
+let running = false;
+
 /**
- * Starts the warm-up for at most `maxMs`; call the returned function once the container's
- * pid is in its cgroup. Any process's warm-up serves all: the lock is host-wide.
+ * Keeps cgroup migration warm for the next `ms` (the whole process shares one loop: a burst of
+ * starts extends it rather than adding writers). Any process's warm-up serves all: the lock
+ * is host-wide.
  */
-export function warmCgroupMigration(maxMs = DEFAULT_MAX_MS): () => void {
-  if (process.getuid?.() !== 0) return () => undefined;
-  let stopped = false;
-  const until = Date.now() + maxMs;
+export function warmCgroupMigration(ms = DEFAULT_MAX_MS): void {
+  if (process.getuid?.() !== 0) return;
+  until = Math.max(until, Date.now() + ms);
+  if (running) return;
+  running = true;
   const pid = String(process.pid);
   const loop = async (): Promise<void> => {
-    while (!stopped && Date.now() < until) {
-      const file = procsFile();
-      if (!file) return;
-      try {
+    try {
+      while (Date.now() < until) {
+        const file = procsFile();
+        if (!file) return;
         // Off the main thread (libuv's pool): the first write blocks for the grace period.
         await fs.promises.writeFile(file, pid);
-      } catch {
-        return; // writes not allowed here (a container, a delegated subtree): nothing to gain
+        await new Promise((r) => setTimeout(r, INTERVAL_MS));
       }
-      await new Promise((r) => setTimeout(r, INTERVAL_MS));
+    } catch {
+      // writes not allowed here (a container, a delegated subtree): nothing to gain
+    } finally {
+      running = false;
     }
   };
   void loop();
-  return () => {
-    stopped = true;
-  };
 }

@@ -218,7 +218,7 @@ export class ShimManager {
       const req = decodeRequest(msg);
       // A new container's Create follows a `start` by ~20 ms: its vkinit's cgroup write then
       // finds the kernel's grace period paid (runtime/cgroups/migration-warmup.ts).
-      if (req.argv.includes('start')) warmCgroupMigration(START_WARMUP_MS);
+      if (req.argv[req.argv.length - 1] === 'start') warmCgroupMigration(START_WARMUP_MS); // the action comes last
       if (req.pkgroot !== undefined && !samePackage(req.pkgroot)) {
         throw new Error(`the launcher belongs to ${req.pkgroot}, this manager to ${PACKAGE_ROOT}: declined (cold path)`);
       }
