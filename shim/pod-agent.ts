@@ -45,7 +45,12 @@ export class PodAgent {
   };
 
   async close(): Promise<void> {
+    const starting = this.#socket;
     this.#socket = undefined;
+    // An agent still starting would otherwise write its pidfile after stopAgent looked, and
+    // outlive the group (a daemon that goes back to the pool does not die, so neither would
+    // the agent's --die-with-parent).
+    await starting?.catch(() => undefined);
     await stopAgent(this.dir);
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
