@@ -13,7 +13,12 @@
 // reaped only once it has stayed a zombie across a timer (250 ms by default): libuv reaps
 // its own children in the poll phase right after SIGCHLD, and a timer that long guarantees a
 // poll phase has passed, so a zombie still there is not libuv's. Such exits are kept for a
-// while (bounded) in case someone watches that pid late, and are told to subscribers.
+// while (10 s, bounded in number) in case someone watches that pid late, and are
+// told to subscribers. Not longer: pids are reused, and a stale exit must never be handed to
+// a new process that happens to get the same pid.
+//
+// One per process (sharedReaper): a daemon serves group after group (shim/daemon/reuse.ts),
+// and its sweeps go on between them, so orphans of one group do not wait for the next.
 import * as fs from 'node:fs';
 import { native } from '../runtime/native';
 
@@ -30,6 +35,8 @@ export interface ReaperOptions {
   subreaper?: boolean;
   /** How long an unknown zombie must stay one before it is reaped (default 250 ms). */
   orphanGraceMs?: number;
+  /** How long an orphan's exit is kept for a late watch() (default 10 s). */
+  unclaimedTtlMs?: number;
   /** For diagnostics (unknown orphans reaped, lost pids). */
   log?: (msg: string) => void;
 }
@@ -38,6 +45,8 @@ export interface ReaperOptions {
 export const UNKNOWN_EXIT_STATUS = 255;
 
 const MAX_UNCLAIMED = 1024;
+/** How long an orphan's exit waits for a late watch(): an early exit is late by milliseconds. */
+const DEFAULT_UNCLAIMED_TTL_MS = 10_000;
 
 interface Watch {
   promise: Promise<ExitStatus>;
@@ -54,11 +63,13 @@ export class Reaper {
   #sweepTimer: NodeJS.Timeout | undefined;
   #closed = false;
   readonly #graceMs: number;
-  readonly #log: (msg: string) => void;
+  readonly #unclaimedTtlMs: number;
+  #log: (msg: string) => void;
   readonly #onSignal = (): void => this.reap();
 
   constructor(opts: ReaperOptions = {}) {
     this.#graceMs = opts.orphanGraceMs ?? 250;
+    this.#unclaimedTtlMs = opts.unclaimedTtlMs ?? DEFAULT_UNCLAIMED_TTL_MS;
     this.#log = opts.log ?? (() => undefined);
     if (opts.subreaper !== false) native().setChildSubreaper();
     process.on('SIGCHLD', this.#onSignal);
@@ -76,7 +87,11 @@ export class Reaper {
     const promise = new Promise<ExitStatus>((r) => (resolve = r));
     const w: Watch = { promise, resolve };
     this.#watched.set(pid, w);
-    const early = this.#unclaimed.get(pid);
+    let early = this.#unclaimed.get(pid);
+    if (early && Date.now() - early.exitedAt.getTime() > this.#unclaimedTtlMs) {
+      this.#unclaimed.delete(pid); // another process that had this pid once
+      early = undefined;
+    }
     if (early) {
       this.#unclaimed.delete(pid);
       this.#settle(pid, early, false); // subscribers heard of it when it was swept
@@ -107,6 +122,11 @@ export class Reaper {
     if (this.#closed) return;
     for (const pid of [...this.#watched.keys()]) this.#tryReap(pid);
     this.#lookForOrphans();
+  }
+
+  /** Where diagnostics go from now on (the group being served). */
+  setLog(log: (msg: string) => void): void {
+    this.#log = log;
   }
 
   close(): void {
@@ -229,4 +249,13 @@ export function zombieChildren(): number[] {
     }
   }
   return out;
+}
+
+let shared: Reaper | undefined;
+
+/** The process's reaper (created on first use; it is never closed): what a shim daemon uses. */
+export function sharedReaper(log: (msg: string) => void): Reaper {
+  shared ??= new Reaper();
+  shared.setLog(log);
+  return shared;
 }

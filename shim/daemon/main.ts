@@ -139,6 +139,7 @@ async function warm(controlSocket: string): Promise<void> {
     const done = new Promise<void>((resolve) => void serve(config, fd, { exitProcess: false, onIdle: resolve }).catch(fatal));
     await done;
     bundleForErrors = undefined;
+    compact(); // garbage is not growth: collect before the RSS check, and wait small
     if (reuse.refusal() !== undefined) process.exit(0);
     reuse.count++;
   }

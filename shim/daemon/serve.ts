@@ -19,7 +19,7 @@ import type * as GrpcModule from '../grpc';
 import { ShimLog } from '../log';
 import { vkagentPath } from '../../runtime/vkernel/syscalls';
 import { PodAgent } from '../pod-agent';
-import { Reaper } from '../reaper';
+import { sharedReaper } from '../reaper';
 import { registerTaskService, TaskService } from '../task';
 import { TtrpcServer } from '../ttrpc';
 
@@ -69,7 +69,8 @@ export async function serveTasks(config: DaemonConfig, listenFd: number, opts: S
   const log = new ShimLog({ debug: config.debug, mirrorFd: opts.logFd, fields: { namespace: config.namespace } });
   if (traceEnabled()) setTraceSink(traceSink(log));
   trace('daemon: serve begins');
-  const reaper = new Reaper({ log: (m) => log.debug(m) });
+  // The process's one reaper: it outlives this group when the daemon goes back to the pool.
+  const reaper = sharedReaper((m) => log.debug(m));
   const grpc = config.protocol === 'grpc' ? grpcModule() : undefined;
   const grpcAddress = config.grpcAddress || config.address;
   const events = new EventPublisher({
@@ -90,6 +91,8 @@ export async function serveTasks(config: DaemonConfig, listenFd: number, opts: S
         })
       : undefined;
 
+  const ourSocket = fileIdentity(config.socketPath);
+  const ourProtocolFile = fileIdentity(protocolFilePath(config.socketPath));
   let closing: Promise<void> | undefined;
   let idleTimer: NodeJS.Timeout | undefined;
   const close = (): Promise<void> =>
@@ -98,12 +101,14 @@ export async function serveTasks(config: DaemonConfig, listenFd: number, opts: S
       keepAlive?.stop();
       for (const c of service.containers.values()) c.stopWatching();
       await server.close({ timeoutMs: 3000 });
+      // Right away, and only if the path is still ours: once nobody accepts on it, a new
+      // `start` of the same group may claim the path for another daemon (shim/bootstrap/socket.ts).
+      removeIfOurs(config.socketPath, ourSocket);
+      removeIfOurs(protocolFilePath(config.socketPath), ourProtocolFile);
       await events.close(3000);
       containerd?.close();
       await podAgent.close().catch((err: Error) => log.warn(`stop the pod's vkernel agent: ${err.message}`));
-      reaper.close();
-      fs.rmSync(config.socketPath, { force: true });
-      fs.rmSync(protocolFilePath(config.socketPath), { force: true });
+      reaper.setLog(() => undefined); // the log closes below; the reaper goes on sweeping
       log.close();
     })());
 
@@ -151,6 +156,21 @@ export async function serveTasks(config: DaemonConfig, listenFd: number, opts: S
     },
     service,
   };
+}
+
+/** Device, inode and change time of a path (undefined when it does not exist). */
+function fileIdentity(file: string): string | undefined {
+  try {
+    const st = fs.statSync(file, { bigint: true });
+    return `${st.dev}:${st.ino}:${st.ctimeNs}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Removes `file` if it is still the one we saw (`identity`), not a newer one at the same path. */
+function removeIfOurs(file: string, identity: string | undefined): void {
+  if (identity !== undefined && fileIdentity(file) === identity) fs.rmSync(file, { force: true });
 }
 
 /**

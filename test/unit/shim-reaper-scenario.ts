@@ -22,7 +22,7 @@ async function main(): Promise<void> {
   // Signal listeners do not keep Node alive (the daemon has its listening socket for that).
   const keepAlive = setInterval(() => undefined, 1000);
   const told: ExitStatus[] = [];
-  const reaper = new Reaper({ orphanGraceMs: 200 });
+  const reaper = new Reaper({ orphanGraceMs: 200, unclaimedTtlMs: 1500 });
   reaper.subscribe((e) => told.push(e));
   const quick = await orphan('sleep 0.2 >/dev/null & echo $!');
   const quickExit = reaper.watch(quick);
@@ -46,10 +46,15 @@ async function main(): Promise<void> {
   const orphanGone = !fs.existsSync(`/proc/${unknown}`);
   // ... and a late watch still gets its status.
   const late = await reaper.watch(unknown);
+  // Not forever: after the TTL the kept exit is dropped (its pid may belong to a new process).
+  const stale = await orphan('sleep 0.1 >/dev/null & echo $!');
+  while (fs.existsSync(`/proc/${stale}`) && Date.now() < deadline + 3000) await new Promise((r) => setTimeout(r, 50));
+  await new Promise((r) => setTimeout(r, 1600));
+  const staleStatus = (await reaper.watch(stale)).status;
   reaper.close();
   clearInterval(keepAlive);
   process.stdout.write(
-    JSON.stringify({ ...results, orphanGone, lateStatus: late.status, toldPids: told.map((e) => e.pid).sort(), pids: [quick, seven, victim, unknown].sort() }) + '\n',
+    JSON.stringify({ ...results, orphanGone, lateStatus: late.status, staleStatus, toldPids: [...new Set(told.map((e) => e.pid))].sort(), pids: [quick, seven, victim, unknown, stale].sort() }) + '\n',
   );
 }
 

@@ -1,6 +1,7 @@
 // The reaper in a process of its own (it becomes a child subreaper): orphans it watches are
 // reaped with the right status (exit code, 128+signal), Node's own children keep their exit
-// events, and unknown orphans are swept after the grace period without losing their status.
+// events, and unknown orphans are swept after the grace period without losing their status
+// (for a while: a late watch after the TTL gets the unknown status, never a stale one).
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 
@@ -13,5 +14,6 @@ it('reaps watched orphans and unknown ones, and leaves Node its own children', (
   expect(r.nodeCodes).toEqual([3, 4, 5]);
   expect(r.orphanGone).toBe(true);
   expect(r.lateStatus).toBe(0);
+  expect(r.staleStatus).toBe(255); // kept past its TTL: dropped, the status is unknown
   expect(r.toldPids).toEqual(r.pids);
 });
