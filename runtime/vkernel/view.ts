@@ -287,6 +287,11 @@ export function supervisorPids(stateDir: string, visit: (pid: number) => void = 
   const { keeper, worker, standby } = readPidfile(dir);
   const found = new Set<number>();
   const queue = [keeper, worker, standby].filter((p) => p > 0);
+  if (queue.length === 0) {
+    // No pidfile (not written yet, or lost): only a walk of /proc can tell.
+    for (const p of scanSupervisors(conf)) (found.add(p), visit(p));
+    return [...found];
+  }
   while (queue.length > 0) {
     const pid = queue.shift()!;
     if (found.has(pid) || !isSupervisor(pid, conf)) continue;
@@ -300,6 +305,14 @@ export function supervisorPids(stateDir: string, visit: (pid: number) => void = 
     queue.push(...kids);
   }
   return [...found];
+}
+
+function pidfileText(stateDir: string): string {
+  try {
+    return fs.readFileSync(path.join(stateDir, PIDFILE), 'utf8');
+  } catch {
+    return '';
+  }
 }
 
 /** vkfs.pid: "keeper worker standby" (a standby of 0: none yet). */
@@ -468,8 +481,13 @@ async function cleanupFuse(stateDir: string): Promise<void> {
   // after, so there is nothing left for a graceful stop to do, and waiting for the keeper's
   // own shutdown put milliseconds on every delete.
   const stop = (pid: number): void => signal(pid, 'SIGSTOP');
+  let pidfile: string | undefined;
   for (let round = 0; round < 20; round++) {
-    // Again after a kill: the pidfile may have been rewritten by one that took over meanwhile.
+    // Again only if the pidfile changed: one that took over meanwhile rewrote it. (One that
+    // takes over after this serves a detached mount without its config, and exits.)
+    const now = pidfileText(stateDir);
+    if (round > 0 && now === pidfile) break;
+    pidfile = now;
     const pids = supervisorPids(stateDir, stop);
     if (pids.length === 0) break;
     for (const pid of pids) signal(pid, 'SIGKILL');
