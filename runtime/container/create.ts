@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { createCgroupManager } from '../cgroups/manager';
 import { CleanupStack } from '../cleanup';
 import type { RuntimeContext } from '../context';
+import { settled } from '../settled';
 import { trace } from '../trace';
 import { InvalidArgumentError } from '../errors';
 import { runHooks, runHooksWarnOnly } from '../hooks';
@@ -244,14 +245,4 @@ export function noNewKeyringMarker(ctx: Pick<RuntimeContext, 'store'>, id: strin
 /** The vkernel syscall agent's files (socket, pidfile, log) inside the container's dir. */
 export function agentDir(ctx: RuntimeContext, id: string): string {
   return path.join(ctx.store.dir(id), 'agent');
-}
-
-/**
- * Awaits every promise (so nothing is still running when the undo stack does its work),
- * then throws the first failure, if any.
- */
-async function settled<T extends readonly unknown[]>(promises: { [K in keyof T]: Promise<T[K]> }): Promise<T> {
-  const results = await Promise.allSettled(promises);
-  for (const r of results) if (r.status === 'rejected') throw r.reason;
-  return results.map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T;
 }

@@ -1,6 +1,7 @@
 // `delete`: a stopped (or created) container is removed; a running or paused one only with
 // `force`, which kills everything in it first. Poststop hooks run once the init is gone.
 import type { RuntimeContext } from '../context';
+import { settled } from '../settled';
 import { trace } from '../trace';
 import { runHooksWarnOnly } from '../hooks';
 import * as path from 'node:path';
@@ -36,12 +37,13 @@ export async function destroy(ctx: RuntimeContext, container: Container, status?
     spec = undefined;
   }
   await runHooksWarnOnly(spec?.hooks, 'poststop', container.ociState('stopped'), (m) => ctx.log.warn(m));
-  // Before the state dir goes: rm -rf must never walk into a live FUSE mount.
-  await stopView(viewDir(ctx.store, container.id));
-  trace('view stopped');
-  await stopAgent(path.join(ctx.store.dir(container.id), 'agent'));
-  trace('vkernel agent stopped');
-  await cgroup.destroy();
-  trace('cgroup removed');
+  // Independent of each other once the container's processes are gone (the view's and the
+  // agent's processes live outside its cgroup), so side by side. All before the state dir
+  // goes: rm -rf must never walk into a live FUSE mount.
+  await settled([
+    stopView(viewDir(ctx.store, container.id)).then(() => trace('view stopped')),
+    stopAgent(path.join(ctx.store.dir(container.id), 'agent')).then(() => trace('vkernel agent stopped')),
+    cgroup.destroy().then(() => trace('cgroup removed')),
+  ] as const);
   ctx.store.remove(container.id);
 }
