@@ -90,6 +90,8 @@ function readLine(fd: number, first: Buffer): string {
  * groups) and resolves with the adopt message: the config line and the group's listening
  * socket. End of stream (the manager closed our slot, refused a reuse, or exited): exit 0.
  */
+const POOL_GC_DELAY_MS = 1000;
+
 async function checkIn(controlSocket: string, reuse: number): Promise<{ line: string; fd: number }> {
   let ctl: number;
   try {
@@ -98,7 +100,11 @@ async function checkIn(controlSocket: string, reuse: number): Promise<{ line: st
     process.exit(0); // no manager any more (a reusing daemon just goes)
   }
   fs.writeSync(ctl, `${JSON.stringify(reuse > 0 ? { pid: process.pid, reuse } : { pid: process.pid })}\n`);
+  // Back from a group: collect once if we wait a while, not at once. Right after Shutdown the
+  // CPU is containerd's (its `delete`, ctr's exit), and a next group often comes within 1 s.
+  const gc = reuse > 0 ? setTimeout(compact, POOL_GC_DELAY_MS) : undefined;
   const msg = await native().recvFd(ctl, -1);
+  clearTimeout(gc);
   if (msg.fd < 0) {
     // End of stream (the manager closed our slot or exited) or a message without a socket.
     process.exit(msg.data.length === 0 ? 0 : 1);
@@ -139,7 +145,6 @@ async function warm(controlSocket: string): Promise<void> {
     const done = new Promise<void>((resolve) => void serve(config, fd, { exitProcess: false, onIdle: resolve }).catch(fatal));
     await done;
     bundleForErrors = undefined;
-    compact(); // garbage is not growth: collect before the RSS check, and wait small
     if (reuse.refusal() !== undefined) process.exit(0);
     reuse.count++;
   }

@@ -6,7 +6,9 @@
 //     whatever a long life could accumulate;
 //   - something moved it to another cgroup (shim_cgroup, a pod's cgroup): it must leave that
 //     cgroup with its group, or the cgroup could never be removed;
-//   - its RSS grew by more than RSS_GROWTH_LIMIT since it first checked in.
+//   - its RSS grew by more than RSS_GROWTH_LIMIT since it first checked in (measured without a
+//     collection first, so garbage counts too: the limit is generous, and a false refusal only
+//     costs a fresh daemon's boot).
 // The manager refuses it too when its pool is full or it is not the manager that started it
 // (shim/manager/pool.ts): an upgraded package never gets old code back.
 import * as fs from 'node:fs';
