@@ -85,13 +85,14 @@ function readLine(fd: number, first: Buffer): string {
   return data.toString('utf8', 0, data.includes(0x0a) ? data.indexOf(0x0a) : data.length);
 }
 
+/** How long a daemon back from a group waits in the pool before it collects garbage. */
+const POOL_GC_DELAY_MS = 1000;
+
 /**
  * Waits in the pool: checks in ({"pid":N}, plus "reuse":K for a daemon coming back after K
  * groups) and resolves with the adopt message: the config line and the group's listening
  * socket. End of stream (the manager closed our slot, refused a reuse, or exited): exit 0.
  */
-const POOL_GC_DELAY_MS = 1000;
-
 async function checkIn(controlSocket: string, reuse: number): Promise<{ line: string; fd: number }> {
   let ctl: number;
   try {
@@ -142,8 +143,7 @@ async function warm(controlSocket: string): Promise<void> {
     bundleForErrors = bundle;
     // Served its group to the end (Shutdown with no container, or orphaned): back to the
     // pool if it may, else exit as a daemon always did.
-    const done = new Promise<void>((resolve) => void serve(config, fd, { exitProcess: false, onIdle: resolve }).catch(fatal));
-    await done;
+    await new Promise<void>((resolve) => void serve(config, fd, { exitProcess: false, onIdle: resolve }).catch(fatal));
     bundleForErrors = undefined;
     if (reuse.refusal() !== undefined) process.exit(0);
     reuse.count++;

@@ -264,11 +264,7 @@ export class WarmPool {
     let handedOut = false;
     try {
       // None waiting (a burst): boot the refill now rather than after the grace period.
-      if (this.#waiting.length === 0) {
-        if (this.#refill) clearTimeout(this.#refill);
-        this.#refill = undefined;
-        this.fill();
-      }
+      if (this.#waiting.length === 0) this.#fillNow(true);
       // A spare still booting is further along than a daemon spawned now: wait for it a
       // little (at full priority), rather than start a second cold one.
       if (this.#waiting.length === 0 && this.#spawned.size > 0 && !this.#closed) await this.#nextCheckIn(BOOTING_SPARE_WAIT_MS);
@@ -301,10 +297,12 @@ export class WarmPool {
     if (this.#handedOut.size > MAX_REMEMBERED) this.#handedOut.delete(this.#handedOut.values().next().value!);
   }
 
-  #fillNow(): void {
+  /** Refills without the grace period: at once (`sync`: a start is about to wait for it) or next tick. */
+  #fillNow(sync = false): void {
     if (this.#refill) clearTimeout(this.#refill);
     this.#refill = undefined;
-    setImmediate(() => this.fill());
+    if (sync) this.fill();
+    else setImmediate(() => this.fill());
   }
 
   /** Refills once the daemon just handed out had its chance to come back (REUSE_GRACE_MS). */
