@@ -14,6 +14,7 @@ import { sha256Hex } from '../runtime/hash';
 export class PodAgent {
   readonly dir: string;
   #socket: Promise<SharedAgent> | undefined;
+  #closed = false;
 
   /** `stateRoot`: the daemon's runtime root; the agent's files go to a dot dir in it (not a container). */
   constructor(
@@ -27,6 +28,9 @@ export class PodAgent {
 
   /** The agent's socket and dir, starting (or restarting) the agent when none is alive. */
   readonly socket = (): Promise<SharedAgent> => {
+    // A Create racing the group's end must not start an agent nobody would stop (a daemon
+    // that goes back to the pool serves its next group with a new PodAgent).
+    if (this.#closed) return Promise.reject(new Error('the shim is closing this pod'));
     if (this.#socket && agentPids(this.dir).length === 0) {
       this.log.warn(`vkernel agent of this pod (${this.dir}) is gone, starting a new one`);
       this.#socket = undefined;
@@ -47,11 +51,13 @@ export class PodAgent {
   async close(): Promise<void> {
     const starting = this.#socket;
     this.#socket = undefined;
+    this.#closed = true;
     // An agent still starting would otherwise write its pidfile after stopAgent looked, and
     // outlive the group (a daemon that goes back to the pool does not die, so neither would
     // the agent's --die-with-parent).
     await starting?.catch(() => undefined);
-    await stopAgent(this.dir);
+    // root: we are a subreaper, so a worker or standby whose keeper died is our child.
+    await stopAgent(this.dir, { root: process.pid });
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }

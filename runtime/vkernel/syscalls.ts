@@ -14,6 +14,7 @@
 // `auto` takes the first usable one in that order (selectSyscallMode, probeSyscallHost).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { childrenOf } from '../proc-tree';
 import type { InitPlan, PlanMount } from '../init/plan-types';
 import { buildPath } from '../paths';
 import { spawnReady } from './spawn-ready';
@@ -317,6 +318,24 @@ export function agentPids(stateDir: string): number[] {
   return livePids(path.join(dir, PIDFILE), 'serve', socket);
 }
 
+/**
+ * Every live process of the agent on `socket`: the pidfile's and their descendants, and the
+ * agent processes among the descendants of `root` (a subreaper that started the agent: a
+ * worker or standby whose keeper died is re-parented to it). The pidfile alone misses a
+ * process forked by a standby that took over but had not rewritten it yet.
+ */
+function agentTree(pidfilePids: number[], socket: string, root?: number): number[] {
+  const found = new Set<number>();
+  const queue = [...pidfilePids, ...(root ? childrenOf(root) ?? [] : [])];
+  while (queue.length > 0) {
+    const pid = queue.shift()!;
+    if (found.has(pid) || !alive(pid) || !isAgent(pid, 'serve', socket)) continue;
+    found.add(pid);
+    queue.push(...(childrenOf(pid) ?? []));
+  }
+  return [...found];
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
@@ -337,8 +356,11 @@ async function killAll(pids: number[]): Promise<void> {
   for (let i = 0; i < 500 && pids.some(alive); i++) await sleep(2);
 }
 
-/** Stops the agent or the tracer of stateDir and removes their files. */
-export async function stopAgent(stateDir: string): Promise<void> {
+/**
+ * Stops the agent or the tracer of stateDir and removes their files. `root`: the process that
+ * started the agent, if it is a subreaper (a shim daemon): its agent children are stopped too.
+ */
+export async function stopAgent(stateDir: string, opts: { root?: number } = {}): Promise<void> {
   const dir = path.resolve(stateDir);
   // The tracer: its tracees (if any are left) are detached by the kernel and run on.
   await killAll(tracerPids(dir));
@@ -355,7 +377,8 @@ export async function stopAgent(stateDir: string): Promise<void> {
   // below, and its listeners only serve this container, which is gone or being deleted. If
   // one took over all the same (the keeper was dying already), the pidfile names the new
   // processes: read it again.
-  for (let round = 0, pids = agentPids(dir); pids.length > 0 && round < 5; round++, pids = agentPids(dir)) await killAll(pids);
+  const pids = (): number[] => agentTree(agentPids(dir), socket!, opts.root);
+  for (let round = 0, p = pids(); p.length > 0 && round < 5; round++, p = pids()) await killAll(p);
   for (const f of [socket, path.join(dir, PIDFILE), path.join(dir, `${PIDFILE}.tmp`), path.join(dir, 'vkagent.socket'), path.join(dir, 'filter.json')]) fs.rmSync(f, { force: true });
   fs.rmSync(`${socket}.d`, { recursive: true, force: true });
 }

@@ -13,6 +13,7 @@
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { childrenOf } from '../proc-tree';
 import type { CgroupDescription } from '../cgroups/manager';
 import { FailedPreconditionError, InvalidArgumentError } from '../errors';
 import type { PlanMount } from '../init/plan-types';
@@ -237,31 +238,6 @@ function isSupervisor(pid: number, conf: string): boolean {
   }
   const i = argv.indexOf('--config');
   return argv[1] === 'serve' && i > 0 && argv[i + 1] === conf && alive(pid);
-}
-
-/**
- * Children of `pid` (every thread's /proc/<pid>/task/<tid>/children); undefined when the
- * kernel has no such files (CONFIG_PROC_CHILDREN off) and the caller must scan /proc.
- */
-function childrenOf(pid: number): number[] | undefined {
-  let tids: string[];
-  try {
-    tids = fs.readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return []; // gone
-  }
-  const out: number[] = [];
-  for (const tid of tids) {
-    let text: string;
-    try {
-      text = fs.readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && fs.existsSync(`/proc/${pid}/task/${tid}`)) return undefined;
-      continue; // the thread or process went away
-    }
-    for (const c of text.split(' ')) if (c.trim() !== '') out.push(Number(c));
-  }
-  return out;
 }
 
 /** Every live vkfs process serving `conf`, by walking all of /proc (the slow fallback). */

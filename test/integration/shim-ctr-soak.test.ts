@@ -124,11 +124,10 @@ describeIf(ok).each(VERSIONS)('containerd %s: repeated ctr run --rm', (version) 
         return Date.now() - t0;
       };
       // Settled: no adopted daemon left (each exits after its container's Delete + Shutdown).
-      // Settled also means the last group's pod agent is gone: one seen still alive 500 ms
-      // after its daemon went back to the pool (once in CI) went away by itself.
+      // Settled also means no helper (pod agent, view) of an ended group is left.
       const settle = async (): Promise<void> => {
         await waitFor('adopted daemons to exit', () => env!.daemons().length === 0, 20_000, 100);
-        await waitFor('helpers of ended groups to exit', () => processesWith(env!.stateRoot).filter(alive).length === 0, 10_000, 100).catch(() => undefined);
+        await waitFor('helpers of ended groups to exit', () => processesWith(env!.stateRoot).filter(alive).length === 0, 10_000, 100);
         await sleep(500);
       };
 
