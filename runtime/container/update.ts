@@ -12,8 +12,8 @@ import { viewDir } from './view-dir';
 export async function update(ctx: RuntimeContext, id: string, resources: LinuxResources): Promise<void> {
   const container = Container.load(ctx.store, id, ctx.sys);
   await container.require('update');
-  await container.cgroup().update(resources);
   const spec = container.spec();
+  await container.cgroup().update(withStoredChecks(spec.linux?.resources ?? {}, resources));
   spec.linux ??= {};
   spec.linux.resources = mergeResources(spec.linux.resources ?? {}, resources);
   writeFileAtomic(path.join(ctx.store.dir(id), 'config.json'), JSON.stringify(spec));
@@ -30,4 +30,15 @@ export function mergeResources(base: LinuxResources, change: LinuxResources): Li
     out[k] = v && typeof v === 'object' && !Array.isArray(v) && old && typeof old === 'object' && !Array.isArray(old) ? { ...old, ...v } : v;
   }
   return out as LinuxResources;
+}
+
+/**
+ * The change, with memory.checkBeforeUpdate of the container's config when the change does
+ * not set it: runc's update applies the whole stored resources, so a check set at create
+ * still guards `update --memory` (the driver only sees the fields that change).
+ */
+function withStoredChecks(stored: LinuxResources, change: LinuxResources): LinuxResources {
+  const check = stored.memory?.checkBeforeUpdate;
+  if (!change.memory || check === undefined || change.memory.checkBeforeUpdate !== undefined) return change;
+  return { ...change, memory: { ...change.memory, checkBeforeUpdate: check } };
 }
