@@ -33,12 +33,18 @@ export function mergeResources(base: LinuxResources, change: LinuxResources): Li
 }
 
 /**
- * The change, with memory.checkBeforeUpdate of the container's config when the change does
- * not set it: runc's update applies the whole stored resources, so a check set at create
- * still guards `update --memory` (the driver only sees the fields that change).
+ * The change, with what runc's update would also apply from the stored resources (runc sets
+ * the whole of them; our driver only sees the fields that change):
+ * - memory.checkBeforeUpdate of the config, so a check set at create still guards `update --memory`;
+ * - the stored memory+swap limit when only the memory limit changes, because cgroup v2 keeps
+ *   swap alone (memory.swap.max = swap - limit) and would otherwise drift from the total.
  */
-function withStoredChecks(stored: LinuxResources, change: LinuxResources): LinuxResources {
+export function withStoredChecks(stored: LinuxResources, change: LinuxResources): LinuxResources {
+  if (!change.memory) return change;
+  const memory = { ...change.memory };
   const check = stored.memory?.checkBeforeUpdate;
-  if (!change.memory || check === undefined || change.memory.checkBeforeUpdate !== undefined) return change;
-  return { ...change, memory: { ...change.memory, checkBeforeUpdate: check } };
+  if (check !== undefined && memory.checkBeforeUpdate === undefined) memory.checkBeforeUpdate = check;
+  const swap = stored.memory?.swap;
+  if (swap !== undefined && memory.limit !== undefined && memory.swap === undefined) memory.swap = swap;
+  return { ...change, memory };
 }
