@@ -29,7 +29,8 @@ export class KeepAlive {
   #timer: NodeJS.Timeout | undefined;
   #running = false;
   #announced = false;
-  #failures = 0;
+  /** Consecutive failed Gets per task: one task failing must not hide behind healthy ones. */
+  readonly #failures = new Map<string, number>();
   /** Rounds done and Gets that succeeded (tests, diagnostics). */
   readonly stats = { rounds: 0, gets: 0, failures: 0 };
 
@@ -73,6 +74,7 @@ export class KeepAlive {
     if (ids.length === 0) return;
     this.#running = true;
     const { client, log } = this.#opts;
+    for (const id of this.#failures.keys()) if (!ids.includes(id)) this.#failures.delete(id);
     try {
       if (!this.#announced) {
         this.#announced = true;
@@ -84,13 +86,16 @@ export class KeepAlive {
         try {
           await client.call(TASKS_SERVICE, 'Get', 'containerd.services.tasks.v1.GetRequest', { container_id: id }, 'containerd.services.tasks.v1.GetResponse', { timeoutMs });
           this.stats.gets++;
-          this.#failures = 0;
+          this.#failures.delete(id);
           log.debug(`keep-alive: Tasks.Get ${client.namespace}/${id} done (containerd called State)`);
         } catch (err) {
           this.stats.failures++;
           // A task containerd no longer knows, or containerd restarting: the next round tries again.
           const msg = `keep-alive: Tasks.Get ${client.namespace}/${id}: ${(err as Error).message}`;
-          if (++this.#failures === 3) log.warn(msg);
+          const n = (this.#failures.get(id) ?? 0) + 1;
+          this.#failures.set(id, n);
+          // A blip is normal; the 3rd failure in a row, and every 20th after, is worth a warning.
+          if (n === 3 || (n > 3 && (n - 3) % 20 === 0)) log.warn(`${msg} (${n} rounds in a row: containerd may tear this shim down when idle)`);
           else log.debug(msg);
         }
       }

@@ -20,7 +20,7 @@ import * as path from 'node:path';
 import { decode, encode, methodTypes, serviceMethods, TaskStatus } from '../../shim/proto';
 import { Code } from '../../shim/ttrpc';
 import { containerd17Dir, describeIf, makeBundle, requireFixtures, requireRoot, requireRuntime, requirement, uniqueId, vktest, withLeakCheck } from '../harness';
-import { startShimEnv, sleep, waitFor, RUNTIME, type ShimEnv } from './helpers/shim-env';
+import { startShimEnv, sleep, tasks, waitFor, RUNTIME, type ShimEnv } from './helpers/shim-env';
 import { EventWatcher, ensureSubscribed, processAny } from './shim-daemon-helpers';
 
 type Mode = 'grpc' | 'ttrpc';
@@ -212,9 +212,23 @@ describe.each(MODES)('containerd 1.7, shim protocol %s', (mode) => {
     }
 
     async function keepAlive(id: string): Promise<void> {
+      const task = async () => (await tasks(env.cd)).get(id);
+      const shimBefore = env.shimPidOf(id);
+      const taskBefore = await task();
+      expect(taskBefore?.status).toBe('RUNNING');
       const t0 = Date.now() + 200; // ctr's own calls (State after Start) are done by then
       await sleep(5 * interval + 500); // nobody calls containerd meanwhile
       const t1 = Date.now();
+      // Nothing else changes: the same task pid, still running, served by the same daemon,
+      // and the shim got no call but State in the window (no Delete, no reconnection).
+      expect(await task()).toEqual(taskBefore);
+      expect(env.shimPidOf(id)).toBe(shimBefore);
+      const others = logLines(env, /msg="grpc: \w+/)
+        .filter((l) => lineTime(l) >= t0 && lineTime(l) <= t1)
+        .map((l) => /msg="grpc: (\w+)/.exec(l)![1])
+        .filter((m) => m !== 'State');
+      expect(others).toEqual([]);
+      expect(logLines(env, /shim disconnected|cleaning up after shim|cleanup dead shim/).filter((l) => lineTime(l) >= t0)).toEqual([]);
       const states = logLines(env, new RegExp(`msg="grpc: State id=${id}"`)).map(lineTime).filter((t) => t >= t0 && t <= t1);
       const gets = logLines(env, new RegExp(`msg="keep-alive: Tasks.Get ${env.namespace}/${id} done`)).map(lineTime).filter((t) => t >= t0 && t <= t1);
       expect(states.length).toBeGreaterThanOrEqual(4);

@@ -317,6 +317,32 @@ describe('containerd over gRPC: events, keep-alive, the unary call', () => {
     }
   });
 
+  test('KeepAlive: a task failing every round beside healthy ones is warned about (3rd round, then every 20th)', async () => {
+    const fake = new GrpcServer();
+    fake.registerService('containerd.services.tasks.v1.Tasks', {
+      Get: (req) => {
+        if (req.container_id === 'gone') throw new NotFoundError('no such task');
+        return { process: { id: req.container_id, pid: 1, status: TaskStatus.RUNNING } };
+      },
+    });
+    const sock = path.join(dir, 'tasks-fail.sock');
+    await fake.listen(sock);
+    const client = new ContainerdGrpcClient(sock, 'ns1');
+    const warns: string[] = [];
+    const log = { debug: () => undefined, info: () => undefined, warn: (m: string) => warns.push(m) };
+    const ka = new KeepAlive({ client, intervalMs: 1000, tasks: () => ['a', 'gone', 'b'], log });
+    try {
+      for (let round = 1; round <= 23; round++) await ka.tick();
+      expect(warns).toHaveLength(2); // rounds 3 and 23
+      expect(warns[0]).toMatch(/^keep-alive: Tasks.Get ns1\/gone: .*no such task.* \(3 rounds in a row: containerd may tear this shim down when idle\)$/);
+      expect(warns[1]).toContain('(23 rounds in a row');
+      expect(ka.stats.gets).toBe(46);
+    } finally {
+      client.close();
+      await fake.destroy();
+    }
+  });
+
   test('h2Unary: answers, status codes, and a dead socket', async () => {
     const fake = new GrpcServer();
     fake.registerService('containerd.services.version.v1.Version', {
