@@ -15,6 +15,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { decode, encode, methodTypes, serviceMethods, TaskStatus } from '../../shim/proto';
@@ -317,6 +318,35 @@ describe.each(MODES)('containerd 1.7, shim protocol %s', (mode) => {
         return (err as grpc.ServiceError).code;
       }
     }
+
+    /** A unary call with raw bytes to any path: the status code it ends with. */
+    function rawCode(route: string, body: Buffer): Promise<number> {
+      return new Promise((resolve) => {
+        client.makeUnaryRequest(route, (b: Buffer) => b, (b: Buffer) => b, body, new grpc.Metadata(), {}, (err: grpc.ServiceError | null) =>
+          resolve(err ? err.code : Code.OK),
+        );
+      });
+    }
+
+    it('bad input: unknown methods, malformed and oversized messages, junk connections -> status codes; the daemon keeps serving', async () => {
+      expect(await rawCode(`/${V3}/NoSuchMethod`, Buffer.alloc(0))).toBe(Code.Unimplemented);
+      expect(await rawCode('/no.such.Service/State', Buffer.alloc(0))).toBe(Code.Unimplemented);
+      expect(await rawCode(`/${V3}/State`, Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f]))).toBe(Code.InvalidArgument); // a length past the end
+      expect(await rawCode(`/${V3}/Create`, Buffer.from([0xff, 0xff, 0xff]))).toBe(Code.InvalidArgument);
+      expect(await rawCode(`/${V3}/State`, Buffer.alloc(5 * 1024 * 1024, 0x41))).toBe(Code.ResourceExhausted);
+      for (const junk of [Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'), Buffer.alloc(4096, 0xee)]) {
+        await new Promise<void>((resolve) => {
+          const conn = net.connect(socket, () => conn.end(junk));
+          conn.on('error', () => resolve());
+          conn.on('close', () => resolve());
+          conn.resume();
+        });
+      }
+      expect(await codeOf(call('State', { id: 'no-such-task' }))).toBe(Code.NotFound);
+      expect(await codeOf(call('Create', { id: '../escape', bundle: dir }))).toBe(Code.InvalidArgument);
+      expect(daemon.exitCode).toBeNull();
+      expect(stderr).not.toMatch(/uncaught|unhandled/i);
+    });
 
     it('calls every method of containerd.task.v3.Task on real containers', () =>
       withLeakCheck(
