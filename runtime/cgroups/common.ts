@@ -1,9 +1,9 @@
 // Small pieces shared by the v1 and v2 managers.
 
 import * as path from 'node:path';
-import { InternalError, InvalidArgumentError } from '../errors';
+import { FailedPreconditionError, InternalError, InvalidArgumentError } from '../errors';
 import type { LinuxResources } from '../spec/types';
-import { errnoCode, errnoText } from './fs';
+import { errnoCode, errnoText, readOptional, type CgroupFs } from './fs';
 
 export const SIGKILL = 9;
 
@@ -42,4 +42,27 @@ export function cloneResources(r: LinuxResources | undefined): LinuxResources {
 export function createdParents(created: string[], leaves: string[]): string[] {
   const l = new Set(leaves.map((d) => path.normalize(d)));
   return created.filter((d) => !l.has(path.normalize(d)));
+}
+
+/**
+ * memory.checkBeforeUpdate (runc 1.2): refuse a memory limit below what the cgroup uses now,
+ * rather than let the kernel reclaim (v1: or fail with EBUSY; v2: OOM-kill). Called before
+ * any file is written, so a refused update changes nothing.
+ */
+export async function checkLimitAboveUsage(cfs: CgroupFs, usageFile: string, limit: number | undefined): Promise<void> {
+  if (limit === undefined || limit <= 0) return;
+  const usage = (await readOptional(cfs, usageFile))?.trim();
+  if (usage === undefined || !/^\d+$/.test(usage) || BigInt(limit) >= BigInt(usage)) return;
+  throw new FailedPreconditionError(`linux.resources.memory.limit: rejecting memory limit ${limit} below current usage ${usage}`);
+}
+
+/**
+ * CPU burst on a kernel without the burst file `file` (before Linux 5.14): 0 is what it does
+ * anyway (skipped by apply), anything else cannot be honoured and is refused naming the field.
+ */
+export async function checkBurstFile(cfs: CgroupFs, file: string, burst: number | undefined): Promise<void> {
+  if (!burst || (await cfs.exists(file))) return;
+  throw new FailedPreconditionError(
+    `linux.resources.cpu.burst: this kernel has no ${path.basename(file)} (CPU burst needs Linux 5.14 or later) (got ${burst})`,
+  );
 }

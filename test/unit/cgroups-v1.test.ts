@@ -268,6 +268,38 @@ describe('v1 errors', () => {
     );
   });
 
+  test('checkBeforeUpdate: a limit below the usage is refused before anything is written', async () => {
+    const { tree, m } = setup();
+    await m.create({ memory: { limit: 100 * 2 ** 20, swap: 200 * 2 ** 20 }, cpu: { cpus: '0-1' } });
+    fs.writeFileSync(tree.p('memory', 'vk', 'c1', 'memory.usage_in_bytes'), String(50 * 2 ** 20));
+    const before = tree.writes.length;
+    const update = m.update({ memory: { limit: 10 * 2 ** 20, swap: 20 * 2 ** 20, checkBeforeUpdate: true }, cpu: { cpus: '2' } });
+    await expect(update).rejects.toThrow(
+      new FailedPreconditionError(`linux.resources.memory.limit: rejecting memory limit ${10 * 2 ** 20} below current usage ${50 * 2 ** 20}`),
+    );
+    // cpuset comes before memory in runc's order: it is not written either.
+    expect(tree.writes.slice(before)).toEqual([]);
+    // Above the usage it passes; without the check the kernel decides (here: accepts).
+    await m.update({ memory: { limit: 60 * 2 ** 20, checkBeforeUpdate: true } });
+    await m.update({ memory: { limit: 10 * 2 ** 20 } });
+    expect(tree.writesTo('memory.limit_in_bytes').slice(-2)).toEqual([String(60 * 2 ** 20), String(10 * 2 ** 20)]);
+  });
+
+  test('cpu burst without cpu.cfs_burst_us: 0 is skipped, others refused naming the field, nothing written', async () => {
+    const { tree, m } = setup();
+    await m.create({});
+    fs.rmSync(tree.p('cpu,cpuacct', 'vk', 'c1', 'cpu.cfs_burst_us'));
+    await m.update({ cpu: { quota: 50000, burst: 0 } });
+    expect(tree.read('cpu,cpuacct', 'vk', 'c1', 'cpu.cfs_quota_us')).toBe('50000');
+    const before = tree.writes.length;
+    const err = await m.update({ cpu: { shares: 512, burst: 1000 } }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FailedPreconditionError);
+    expect((err as Error).message).toBe(
+      'linux.resources.cpu.burst: this kernel has no cpu.cfs_burst_us (CPU burst needs Linux 5.14 or later) (got 1000)',
+    );
+    expect(tree.writes.slice(before)).toEqual([]);
+  });
+
   test('update of a cgroup that is gone is NotFound', async () => {
     const { m } = setup();
     await expect(m.update({ pids: { limit: 1 } })).rejects.toBeInstanceOf(NotFoundError);

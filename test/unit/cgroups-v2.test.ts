@@ -1,5 +1,6 @@
 // cgroup v2 driver against a fake unified tree.
 
+import * as fs from 'node:fs';
 import { FailedPreconditionError, InvalidArgumentError, NotImplementedError } from '../../runtime/errors';
 import { createCgroupManager, loadCgroupManager } from '../../runtime/cgroups/manager';
 import { FakeCgroupTree, type FakeTreeOptions } from '../../runtime/cgroups/testing';
@@ -106,6 +107,40 @@ describe('v2 create', () => {
     expect(tree.read('vk', 'c1', 'cpu.max')).toBe('20000 50000');
     await m.update({ cpu: { quota: -1 } });
     expect(tree.read('vk', 'c1', 'cpu.max')).toBe('max');
+  });
+
+  test('checkBeforeUpdate: a limit below memory.current is refused with swap.max and the rest untouched', async () => {
+    const { tree, m } = setup();
+    await m.create({ memory: { limit: 100 * 2 ** 20, swap: 150 * 2 ** 20 }, pids: { limit: 10 } });
+    fs.writeFileSync(tree.p('vk', 'c1', 'memory.current'), `${50 * 2 ** 20}\n`);
+    const before = tree.writes.length;
+    const update = m.update({ memory: { limit: 10 * 2 ** 20, swap: 40 * 2 ** 20, checkBeforeUpdate: true }, pids: { limit: 20 } });
+    await expect(update).rejects.toThrow(
+      new FailedPreconditionError(`linux.resources.memory.limit: rejecting memory limit ${10 * 2 ** 20} below current usage ${50 * 2 ** 20}`),
+    );
+    expect(tree.writes.slice(before)).toEqual([]);
+    expect(tree.read('vk', 'c1', 'memory.swap.max')).toBe(String(50 * 2 ** 20));
+    expect(tree.read('vk', 'c1', 'memory.max')).toBe(String(100 * 2 ** 20));
+    // Without the check, runc semantics: written (the kernel reclaims or OOM-kills).
+    await m.update({ memory: { limit: 10 * 2 ** 20, swap: 40 * 2 ** 20 } });
+    expect(tree.read('vk', 'c1', 'memory.max')).toBe(String(10 * 2 ** 20));
+    expect(tree.read('vk', 'c1', 'memory.swap.max')).toBe(String(30 * 2 ** 20));
+  });
+
+  test('cpu burst without cpu.max.burst: 0 is skipped, others refused naming the field, nothing written', async () => {
+    const { tree, m } = setup();
+    await m.create({});
+    fs.rmSync(tree.p('vk', 'c1', 'cpu.max.burst'));
+    await m.update({ cpu: { quota: 50000, burst: 0 } });
+    expect(tree.read('vk', 'c1', 'cpu.max')).toBe('50000');
+    expect(tree.writesTo('cpu.max.burst')).toEqual([]);
+    const before = tree.writes.length;
+    const err = await m.update({ cpu: { shares: 512, burst: 1000 } }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FailedPreconditionError);
+    expect((err as Error).message).toBe(
+      'linux.resources.cpu.burst: this kernel has no cpu.max.burst (CPU burst needs Linux 5.14 or later) (got 1000)',
+    );
+    expect(tree.writes.slice(before)).toEqual([]);
   });
 
   test('relative paths hang off the parent of our own cgroup (runc fs2)', async () => {

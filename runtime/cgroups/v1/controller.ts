@@ -20,6 +20,11 @@ export interface V1Controller {
   needsToHandle(r: LinuxResources): boolean;
   /** The linux.resources field to name when the controller is needed but not mounted. */
   field(r: LinuxResources): string;
+  /**
+   * Refusals that depend on the cgroup's current state (memory.checkBeforeUpdate). The
+   * manager calls every controller's check before any apply, so a refusal writes nothing.
+   */
+  check?(dir: string, r: LinuxResources, ctx: V1Context): Promise<void>;
   /** Write the settings into the cgroup directory `dir`. Only called when needsToHandle. */
   apply(dir: string, r: LinuxResources, ctx: V1Context): Promise<void>;
   /**

@@ -5,10 +5,12 @@
 import * as path from 'node:path';
 import { InvalidArgumentError } from '../../errors';
 import type { LinuxResources } from '../../spec/types';
+import { checkBurstFile } from '../common';
 import { errnoCode, readOptional } from '../fs';
 import { isSet, writeTo, type V1Context, type V1Controller } from './controller';
 
 const F = 'linux.resources.cpu';
+const BURST = 'cpu.cfs_burst_us';
 
 function isEinval(err: unknown): boolean {
   return errnoCode((err as { cause?: unknown }).cause) === 'EINVAL';
@@ -46,6 +48,7 @@ export const cpuController: V1Controller = {
     }
     return F;
   },
+  check: (dir, r, ctx) => checkBurstFile(ctx.fs, path.join(dir, BURST), r.cpu?.burst),
   async apply(dir, r, ctx) {
     const c = r.cpu;
     if (!c) return;
@@ -86,27 +89,21 @@ export const cpuController: V1Controller = {
       }
     }
     let burst = '';
-    if (c.burst !== undefined) {
+    // Missing file: burst 0 is what the kernel does anyway (anything else failed check()).
+    if (c.burst !== undefined && (await ctx.fs.exists(path.join(dir, BURST)))) {
       burst = String(c.burst);
-      if (!(await ctx.fs.exists(path.join(dir, 'cpu.cfs_burst_us')))) {
-        if (c.burst !== 0) {
-          await writeTo(ctx, dir, 'cpu.cfs_burst_us', burst, `${F}.burst`); // reports ENOENT
-        }
+      try {
+        await writeTo(ctx, dir, BURST, burst, `${F}.burst`);
         burst = '';
-      } else {
-        try {
-          await writeTo(ctx, dir, 'cpu.cfs_burst_us', burst, `${F}.burst`);
-          burst = '';
-        } catch (err) {
-          // burst must not exceed the quota: retry after writing the new quota.
-          if (!isEinval(err) || !isSet(c.quota)) throw err;
-        }
+      } catch (err) {
+        // burst must not exceed the quota: retry after writing the new quota.
+        if (!isEinval(err) || !isSet(c.quota)) throw err;
       }
     }
     if (isSet(c.quota)) {
       await writeTo(ctx, dir, 'cpu.cfs_quota_us', String(c.quota), `${F}.quota`);
       if (period !== '') await writeTo(ctx, dir, 'cpu.cfs_period_us', period, `${F}.period`);
-      if (burst !== '') await writeTo(ctx, dir, 'cpu.cfs_burst_us', burst, `${F}.burst`);
+      if (burst !== '') await writeTo(ctx, dir, BURST, burst, `${F}.burst`);
     }
   },
 };

@@ -256,6 +256,10 @@ export class V1Manager implements CgroupManager {
   private async applyAll(r: LinuxResources, creating: boolean): Promise<void> {
     const ctx = this.ctx(creating);
     for (const c of V1_CONTROLLERS) {
+      const dir = this.dirOf(c.name);
+      if (c.check && dir !== undefined && c.needsToHandle(r)) await c.check(dir, r, ctx);
+    }
+    for (const c of V1_CONTROLLERS) {
       if (!c.needsToHandle(r)) continue;
       const dir = this.dirOf(c.name);
       if (dir !== undefined) {

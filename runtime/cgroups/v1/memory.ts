@@ -6,6 +6,7 @@
 import * as path from 'node:path';
 import { FailedPreconditionError, InvalidArgumentError } from '../../errors';
 import type { LinuxResources } from '../../spec/types';
+import { checkLimitAboveUsage } from '../common';
 import { errnoCode, parseFlatKeyed, readOptional } from '../fs';
 import { isSet, writeTo, type V1Context, type V1Controller } from './controller';
 
@@ -40,6 +41,20 @@ async function setSwap(dir: string, value: number, ctx: V1Context): Promise<void
   await writeTo(ctx, dir, MEMSW, String(value), `${F}.swap`);
 }
 
+/** The memsw value to write (0 = none); throws when swap is limited without swap accounting. */
+async function swapToWrite(dir: string, r: LinuxResources, ctx: V1Context): Promise<number> {
+  const limit = r.memory?.limit ?? 0;
+  const swap = r.memory?.swap ?? 0;
+  const hasMemsw = await ctx.fs.exists(path.join(dir, MEMSW));
+  // memory = -1 and swap unset: "unlimited" for both (runc).
+  if (limit === -1 && swap === 0 && hasMemsw) return -1;
+  if (swap === 0 || hasMemsw) return swap;
+  if (swap === -1) return 0;
+  throw new FailedPreconditionError(
+    `${F}.swap: this kernel has no swap accounting (${MEMSW} is missing; boot with swapaccount=1) (got ${swap})`,
+  );
+}
+
 export const memoryController: V1Controller = {
   name: 'memory',
   needsToHandle(r: LinuxResources): boolean {
@@ -60,28 +75,15 @@ export const memoryController: V1Controller = {
     }
     return F;
   },
+  async check(dir, r, ctx) {
+    await swapToWrite(dir, r, ctx);
+    if (r.memory?.checkBeforeUpdate) await checkLimitAboveUsage(ctx.fs, path.join(dir, 'memory.usage_in_bytes'), r.memory.limit);
+  },
   async apply(dir, r, ctx) {
     const m = r.memory;
     if (!m) return;
     const limit = m.limit ?? 0;
-    let swap = m.swap ?? 0;
-    const hasMemsw = await ctx.fs.exists(path.join(dir, MEMSW));
-    // memory = -1 and swap unset: "unlimited" for both (runc).
-    if (limit === -1 && swap === 0 && hasMemsw) swap = -1;
-    if (swap !== 0 && !hasMemsw) {
-      if (swap !== -1) {
-        throw new FailedPreconditionError(
-          `${F}.swap: this kernel has no swap accounting (${MEMSW} is missing; boot with swapaccount=1) (got ${swap})`,
-        );
-      }
-      swap = 0;
-    }
-    if (m.checkBeforeUpdate && limit > 0) {
-      const usage = await readBig(ctx, path.join(dir, 'memory.usage_in_bytes'));
-      if (usage !== undefined && BigInt(limit) < usage) {
-        throw new FailedPreconditionError(`${F}.limit: rejecting memory limit ${limit} below current usage ${usage}`);
-      }
-    }
+    const swap = await swapToWrite(dir, r, ctx);
     if (limit !== 0 && swap !== 0) {
       const cur = (await readBig(ctx, path.join(dir, LIMIT))) ?? 0n;
       if (swap === -1 || cur < BigInt(swap)) {

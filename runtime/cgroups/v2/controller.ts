@@ -16,6 +16,8 @@ export interface V2Controller {
   readonly name: string;
   needsToHandle(r: LinuxResources): boolean;
   field(r: LinuxResources): string;
+  /** As V1Controller.check: called for every controller before any apply. */
+  check?(dir: string, r: LinuxResources, ctx: V2Context): Promise<void>;
   apply(dir: string, r: LinuxResources, ctx: V2Context): Promise<void>;
 }
 

@@ -1,13 +1,15 @@
 // v2 cpu: cpu.idle, cpu.weight (from OCI shares with runc's conversion), cpu.max
 // ("<quota|max> [period]"), cpu.max.burst (retried after cpu.max when the kernel rejects it
-// against the old quota). Only the period given: the current quota is kept (runc 1.1 would
-// reset it to "max").
+// against the old quota; without the file, burst 0 is skipped and others refused, as on v1).
+// Only the period given: the current quota is kept (runc 1.1 would reset it to "max").
 
 import * as path from 'node:path';
+import { checkBurstFile } from '../common';
 import { errnoCode, readOptional } from '../fs';
 import { isSet, writeTo, type V2Controller } from './controller';
 
 const F = 'linux.resources.cpu';
+const BURST = 'cpu.max.burst';
 
 /** runc ConvertCPUSharesToCgroupV2Value: [2, 262144] → [1, 10000]. */
 export function sharesToWeight(shares: number): number {
@@ -26,6 +28,7 @@ export const cpuController: V2Controller = {
     for (const k of ['shares', 'quota', 'period', 'burst', 'idle'] as const) if (c[k] !== undefined) return `${F}.${k}`;
     return F;
   },
+  check: (dir, r, ctx) => checkBurstFile(ctx.fs, path.join(dir, BURST), r.cpu?.burst),
   async apply(dir, r, ctx) {
     const c = r.cpu;
     if (!c) return;
@@ -35,10 +38,10 @@ export const cpuController: V2Controller = {
       else await writeTo(ctx, dir, 'cpu.weight', String(sharesToWeight(c.shares)), `${F}.shares`);
     }
     let burst = '';
-    if (c.burst !== undefined) {
+    if (c.burst !== undefined && (await ctx.fs.exists(path.join(dir, BURST)))) {
       burst = String(c.burst);
       try {
-        await writeTo(ctx, dir, 'cpu.max.burst', burst, `${F}.burst`);
+        await writeTo(ctx, dir, BURST, burst, `${F}.burst`);
         burst = '';
       } catch (err) {
         if (errnoCode((err as { cause?: unknown }).cause) !== 'EINVAL' || !isSet(c.quota)) throw err;
@@ -53,7 +56,7 @@ export const cpuController: V2Controller = {
       }
       const value = isSet(c.period) ? `${quota} ${c.period}` : quota;
       await writeTo(ctx, dir, 'cpu.max', value, isSet(c.quota) ? `${F}.quota` : `${F}.period`);
-      if (burst !== '') await writeTo(ctx, dir, 'cpu.max.burst', burst, `${F}.burst`);
+      if (burst !== '') await writeTo(ctx, dir, BURST, burst, `${F}.burst`);
     }
   },
 };

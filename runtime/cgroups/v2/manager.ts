@@ -148,6 +148,7 @@ export class V2Manager implements CgroupManager {
   private async applyAll(r: LinuxResources, creating: boolean): Promise<void> {
     const ctx = this.ctx(creating);
     const dir = this.st.dir;
+    for (const c of V2_CONTROLLERS) if (c.check && c.needsToHandle(r)) await c.check(dir, r, ctx);
     for (const c of BEFORE_DEVICES) if (c.needsToHandle(r)) await c.apply(dir, r, ctx);
     if (r.devices !== undefined) await applyDevicesV2(dir, effectiveDeviceRules(r.devices), this.d.deviceLoader);
     for (const c of AFTER_DEVICES) if (c.needsToHandle(r)) await c.apply(dir, r, ctx);

@@ -1,11 +1,13 @@
 // v2 memory: memory.swap.max, memory.max, memory.low. OCI swap is memory+swap (the v1
 // meaning); v2's swap.max is swap alone, so swap.max = swap - limit (runc
 // ConvertMemorySwapToCgroupV2Value). memory.oom.group has no OCI field: set it through
-// linux.resources.unified ("memory.oom.group": "1"), as kubelet does.
+// linux.resources.unified ("memory.oom.group": "1"), as kubelet does. checkBeforeUpdate is
+// judged in check(), before the manager writes anything (swap.max included).
 
 import * as path from 'node:path';
-import { FailedPreconditionError, InvalidArgumentError } from '../../errors';
-import { errnoCode, readOptional } from '../fs';
+import { InvalidArgumentError } from '../../errors';
+import { checkLimitAboveUsage } from '../common';
+import { errnoCode } from '../fs';
 import { isSet, numToStr, writeTo, type V2Controller } from './controller';
 
 const F = 'linux.resources.memory';
@@ -36,6 +38,11 @@ export const memoryController: V2Controller = {
     if (isSet(m.swap)) return `${F}.swap`;
     return `${F}.reservation`;
   },
+  async check(dir, r, ctx) {
+    const m = r.memory;
+    if (m) convertSwapToV2(m.swap ?? 0, m.limit ?? 0);
+    if (m?.checkBeforeUpdate) await checkLimitAboveUsage(ctx.fs, path.join(dir, 'memory.current'), m.limit);
+  },
   async apply(dir, r, ctx) {
     const m = r.memory;
     if (!m) return;
@@ -58,12 +65,6 @@ export const memoryController: V2Controller = {
         // Without swap accounting, "max" and "0" are what we have anyway.
         const code = errnoCode((err as { cause?: unknown }).cause);
         if (!(code === 'ENOENT' && (swapStr === 'max' || swapStr === '0'))) throw err;
-      }
-    }
-    if (m.checkBeforeUpdate && limit > 0) {
-      const cur = (await readOptional(ctx.fs, path.join(dir, 'memory.current')))?.trim();
-      if (cur !== undefined && /^\d+$/.test(cur) && BigInt(limit) < BigInt(cur)) {
-        throw new FailedPreconditionError(`${F}.limit: rejecting memory limit ${limit} below current usage ${cur}`);
       }
     }
     const max = numToStr(limit);
