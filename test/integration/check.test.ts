@@ -1,7 +1,8 @@
-// `vkernel check` on this host (host-notes.md: kernel 6.18, cgroup v1 hybrid with only hugetlb
-// in the v2 tree at /sys/fs/cgroup/unified, seccomp user notification, FUSE, overlayfs, user
-// namespaces): every host row passes, each detail agrees with an independent reading of the
-// kernel, the JSON has the documented shape, and warnings alone exit 0. containerd is pointed
+// `vkernel check` on this host (seccomp user notification, FUSE, overlayfs, user namespaces;
+// cgroups in whatever mode the host runs: v1 hybrid on the development machines, pure v2 on a
+// stock Debian 12): every host row passes, each detail agrees with an independent reading of
+// the kernel (/proc/mounts, /proc/cgroups, cgroup.controllers for the cgroups row), the JSON
+// has the documented shape, and warnings alone exit 0. containerd is pointed
 // at a socket nobody serves, so its rows are the "not running" ones on any machine; the
 // passing containerd rows are checked in containerd-config.test.ts against real containerds.
 import * as fs from 'node:fs';
@@ -9,11 +10,39 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describeIf, repoRoot, requireRoot, requireRuntime, runRuntime, type RunResult } from '../harness';
 import type { CheckReport } from '../../runtime/check';
+import { cgroupRow } from '../../runtime/check/host-rows';
 
 const ok = requireRoot() && requireRuntime('vkernel');
 
 const HOST_ROWS = ['kernel', 'cgroups', 'seccomp', 'seccomp-notify', 'seccomp-wait-killable-recv', 'fuse', 'overlayfs', 'user-namespaces', 'native-helpers'];
 const CONTAINERD_ROWS = ['containerd', 'shim-protocol', 'shim-binary', 'containerd-config'];
+
+const CGROUP_ROOT = '/sys/fs/cgroup';
+
+/**
+ * The cgroups row's detail, worked out from /proc/mounts (not mountinfo, which check reads)
+ * and the v1 controller names of /proc/cgroups: "v2; v2 /sys/fs/cgroup: <cgroup.controllers>;
+ * device rules as an eBPF program" on a pure v2 host, "hybrid; v1: <sorted>; v2 <at>: <...>"
+ * with v1 hierarchies next to a cgroup2 mount, "v1; v1: <sorted>" with none.
+ */
+function expectedCgroupsDetail(mounts: string, v1Names: string[], controllers: (at: string) => string): string {
+  const under = mounts
+    .split('\n')
+    .map((l) => l.split(' '))
+    .filter((f) => f.length >= 4 && (f[2] === 'cgroup' || f[2] === 'cgroup2') && (f[1] === CGROUP_ROOT || f[1].startsWith(CGROUP_ROOT + '/')));
+  const v2 = under.filter((f) => f[2] === 'cgroup2').map((f) => `v2 ${f[1]}: ${controllers(f[1]).trim().split(/\s+/).filter(Boolean).join(',') || '(none)'}`);
+  if (under.some((f) => f[2] === 'cgroup2' && f[1] === CGROUP_ROOT)) return ['v2', ...v2, 'device rules as an eBPF program'].join('; ');
+  const v1 = [...new Set(under.filter((f) => f[2] === 'cgroup').flatMap((f) => f[3].split(',').filter((o) => v1Names.includes(o))))].sort();
+  return [v2.length ? 'hybrid' : 'v1', `v1: ${v1.join(',')}`, ...v2].join('; ');
+}
+
+/** Controller names the kernel knows (the first column of /proc/cgroups). */
+function v1ControllerNames(procCgroups: string): string[] {
+  return procCgroups
+    .split('\n')
+    .filter((l) => l && !l.startsWith('#'))
+    .map((l) => l.split(/\s+/)[0]);
+}
 
 describeIf(ok)('vkernel check on this host', () => {
   const nowhere = path.join(os.tmpdir(), `vkt-check-${process.pid}`, 'containerd.sock');
@@ -44,12 +73,35 @@ describeIf(ok)('vkernel check on this host', () => {
 
   it('the details agree with the kernel', () => {
     expect(rowOf('kernel')!.detail).toBe(os.release());
-    expect(rowOf('cgroups')!.detail).toMatch(/^hybrid; v1: [a-z_,]*\bmemory\b[a-z_,]*; v2 \/sys\/fs\/cgroup\/unified: hugetlb$/);
+    const mounts = fs.readFileSync('/proc/mounts', 'utf8');
+    const controllers = (at: string): string => fs.readFileSync(path.join(at, 'cgroup.controllers'), 'utf8');
+    expect(rowOf('cgroups')!.detail).toBe(expectedCgroupsDetail(mounts, v1ControllerNames(fs.readFileSync('/proc/cgroups', 'utf8')), controllers));
     // The seccomp actions vkseccomp --probe found are the kernel's own list.
     const avail = fs.readFileSync('/proc/sys/kernel/seccomp/actions_avail', 'utf8').trim().split(/\s+/).sort();
     const found = /^actions ([a-z_,]+);/.exec(rowOf('seccomp')!.detail)![1].split(',').sort();
     expect(found).toEqual(avail);
     expect(rowOf('native-helpers')!.detail).toContain(path.join(repoRoot(), 'build'));
+  });
+
+  it.each([
+    [
+      'pure v2 (stock Debian 12)',
+      'cgroup2 /sys/fs/cgroup cgroup2 rw,nosuid,nodev,noexec,relatime,nsdelegate,memory_recursiveprot 0 0',
+      '30 23 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot',
+      { '/sys/fs/cgroup': 'cpuset cpu io memory hugetlb pids rdma misc\n' },
+    ],
+    [
+      'hybrid (these machines)',
+      ['cpu,cpuacct', 'cpuset', 'memory', 'devices', 'pids', 'name=systemd'].map((c) => `cgroup /sys/fs/cgroup/${c.replace('name=', '')} cgroup rw,nosuid,${c} 0 0\n`).join('') +
+        'cgroup2 /sys/fs/cgroup/unified cgroup2 rw,nsdelegate 0 0',
+      ['cpu,cpuacct', 'cpuset', 'memory', 'devices', 'pids', 'name=systemd'].map((c, i) => `${31 + i} 25 0:${27 + i} / /sys/fs/cgroup/${c.replace('name=', '')} rw - cgroup cgroup rw,${c}\n`).join('') +
+        '40 25 0:40 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw,nsdelegate',
+      { '/sys/fs/cgroup/unified': '' },
+    ],
+  ])('the expected cgroups detail follows the host mode: %s', (_mode, mounts, mountinfo, files: Record<string, string>) => {
+    // The same independent reading as above, on a host of the other mode, agrees with check.
+    const names = ['cpuset', 'cpu', 'cpuacct', 'blkio', 'memory', 'devices', 'freezer', 'pids', 'hugetlb', 'misc'];
+    expect(expectedCgroupsDetail(mounts, names, (at) => files[at] ?? '')).toBe(cgroupRow(mountinfo, (at) => files[at]).detail);
   });
 
   it('containerd not running: warnings, not failures, and exit 0 when nothing else fails', () => {
