@@ -310,7 +310,9 @@ export function validateProcess(raw: unknown, field = 'process'): Process {
 }
 
 // ---------------------------------------------------------------------------------------
-// LSMs: this host has neither AppArmor nor SELinux; the CLI decides whether to call this.
+// LSMs. vkinit arms an AppArmor profile or SELinux label for the workload's execve
+// (runtime/init/PROTOCOL.md, "Order inside the child"); asking for one on a host without that LSM
+// fails here, before anything is created, so confinement is never silently dropped.
 
 export interface HostLsm {
   apparmor: boolean;
@@ -338,11 +340,16 @@ export function checkProcessSecurityModules(proc: Process, field = 'process', ls
   }
 }
 
-/** As checkProcessSecurityModules, plus linux.mountLabel. */
+/**
+ * As checkProcessSecurityModules. linux.mountLabel is ignored without SELinux, as runc
+ * does (go-selinux's FormatMountLabel adds nothing then); with SELinux it goes into the
+ * mount data as context="<label>", which cannot hold a double quote.
+ */
 export function checkSecurityModules(spec: Spec, lsm: HostLsm = hostLsm()): void {
   if (spec.process) checkProcessSecurityModules(spec.process, 'process', lsm);
-  if (spec.linux?.mountLabel && !lsm.selinux) {
-    throw bad('linux.mountLabel', spec.linux.mountLabel, 'selinux is not enabled on this host');
+  const label = spec.linux?.mountLabel;
+  if (label && lsm.selinux && /["\n]/.test(label)) {
+    throw bad('linux.mountLabel', label, 'must not contain a double quote or a newline');
   }
 }
 

@@ -12,6 +12,7 @@ import { CLONE_NEWNET, NAMESPACES, nsProcPath, typeForProcName } from '../../run
 import { RLIM_INFINITY, RLIMITS, rlimitValue } from '../../runtime/spec/rlimits';
 import type { Spec } from '../../runtime/spec/types';
 import {
+  checkProcessSecurityModules,
   checkSecurityModules,
   cleanContainerPath,
   sysctlKeyToPath,
@@ -247,18 +248,46 @@ describe('validateSpec', () => {
 });
 
 describe('security modules', () => {
-  test('apparmor and selinux requests fail on a host without them', () => {
-    const none = { apparmor: false, selinux: false };
+  const none = { apparmor: false, selinux: false };
+
+  test('apparmor and selinux requests fail on a host without them, naming the field and value', () => {
     const s = base();
     expect(() => checkSecurityModules(s, none)).not.toThrow();
     s.process!.apparmorProfile = 'docker-default';
-    expectInvalid(() => checkSecurityModules(s, none), 'process.apparmorProfile');
+    let e = expectInvalid(() => checkSecurityModules(s, none), 'process.apparmorProfile');
+    expect(e.message).toBe('process.apparmorProfile: apparmor is not enabled on this host (got "docker-default")');
     expect(() => checkSecurityModules(s, { apparmor: true, selinux: false })).not.toThrow();
     delete s.process!.apparmorProfile;
-    s.linux!.mountLabel = 'system_u:object_r:container_file_t:s0';
-    expectInvalid(() => checkSecurityModules(s, none), 'linux.mountLabel');
-    // validation itself accepts them: the CLI decides
+    s.process!.selinuxLabel = 'system_u:system_r:container_t:s0:c1,c2';
+    e = expectInvalid(() => checkSecurityModules(s, { apparmor: true, selinux: false }), 'process.selinuxLabel');
+    expect(e.message).toBe('process.selinuxLabel: selinux is not enabled on this host (got "system_u:system_r:container_t:s0:c1,c2")');
+    expect(() => checkSecurityModules(s, { apparmor: false, selinux: true })).not.toThrow();
+    // validation itself accepts them: create and exec check the host
     expect(() => validateSpec(s, bundle)).not.toThrow();
+  });
+
+  test('empty strings ask for nothing', () => {
+    const s = base();
+    s.process!.apparmorProfile = '';
+    s.process!.selinuxLabel = '';
+    s.linux!.mountLabel = '';
+    expect(() => checkSecurityModules(s, none)).not.toThrow();
+  });
+
+  test('exec processes: the field is named under the given prefix', () => {
+    const p = base().process!;
+    p.apparmorProfile = 'unconfined-not';
+    expectInvalid(() => checkProcessSecurityModules(p, 'process', none), 'process.apparmorProfile');
+  });
+
+  test('linux.mountLabel is ignored without selinux (as runc), checked for quotes with it', () => {
+    const s = base();
+    s.linux!.mountLabel = 'system_u:object_r:container_file_t:s0';
+    expect(() => checkSecurityModules(s, none)).not.toThrow();
+    expect(() => checkSecurityModules(s, { apparmor: false, selinux: true })).not.toThrow();
+    s.linux!.mountLabel = 'system_u:object_r:x_t:s0" ,size=1';
+    expect(() => checkSecurityModules(s, none)).not.toThrow();
+    expectInvalid(() => checkSecurityModules(s, { apparmor: false, selinux: true }), 'linux.mountLabel');
   });
 });
 
