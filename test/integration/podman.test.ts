@@ -199,6 +199,20 @@ describeIf(ok)('podman with vkernel (and runc) as the OCI runtime', () => {
     }),
   );
 
+  it.each(RUNTIMES)('%s: -m 256m --cpus 0.5: vkernel\'s view is that machine (MemTotal 262144 kB, nproc 1), runc\'s the host', (rt) =>
+    withPodmanLeakCheck(rt, async (name, cidfile) => {
+      // docs/nerdctl-docker-podman.md's command, through the same runtime wrapper.
+      const script = 'echo mem=$(awk "/^MemTotal:/{print \\$2 \\$3}" /proc/meminfo); echo nproc=$(nproc); echo online=$(cat /sys/devices/system/cpu/online)';
+      const r = await podman(['run', '--rm', '--name', name, '--cidfile', cidfile, ...RUN_FLAGS, '-m', '256m', '--cpus', '0.5', IMAGE_NAME, 'sh', '-c', script], { runtime: rt });
+      if (r.code !== 0) throw new Error(`podman run -m 256m --cpus 0.5 (${rt}): ${describeResult(r)}`);
+      const hostMem = /^MemTotal:\s+(\d+) kB$/m.exec(fs.readFileSync('/proc/meminfo', 'utf8'))![1];
+      const hostOnline = fs.readFileSync('/sys/devices/system/cpu/online', 'utf8').trim();
+      expect(parseKeyValues(r.stdout)).toEqual(
+        rt === 'vkernel' ? { mem: '262144kB', nproc: '1', online: '0' } : { mem: `${hostMem}kB`, nproc: String(os.cpus().length), online: hostOnline },
+      );
+    }),
+  );
+
   it.each(RUNTIMES)('%s: stdin with -i', (rt) =>
     withPodmanLeakCheck(rt, async (name, cidfile) => {
       const r = await podman(['run', '--rm', '-i', '--name', name, '--cidfile', cidfile, ...RUN_FLAGS, IMAGE_NAME, 'cat'], { runtime: rt, input: 'through-stdin\n' });
