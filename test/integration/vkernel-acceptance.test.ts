@@ -258,6 +258,114 @@ describeIf(ok)('vkernel acceptance (CLI): real runtimes, cpusets, uptime, update
     }));
 });
 
+// ---- sysinfo() and the files: one source ----
+
+/** sysinfo's loads[i] (1 << 16 fixed point) printed as /proc/loadavg prints avenrun (FSHIFT 11, +1/200, truncated). */
+function kernelLoad(raw: number): string {
+  const a = Math.floor(raw / 32) + Math.floor(2048 / 200);
+  return `${Math.floor(a / 2048)}.${String(Math.floor(((a % 2048) * 100) / 2048)).padStart(2, '0')}`;
+}
+
+/**
+ * /proc/loadavg, then sysinfo(), then /proc/loadavg again, until the two file reads agree
+ * (no 5 s sample fell in between): "pair=<3 loads>|loads_raw=a,b,c".
+ */
+const LOAD_PAIR = [
+  'for i in 1 2 3 4 5 6 7 8 9 10; do',
+  "  a=$(cut -d' ' -f1-3 /proc/loadavg); s=$(/vktest sysinfo | grep ^loads_raw=); b=$(cut -d' ' -f1-3 /proc/loadavg)",
+  '  if [ "$a" = "$b" ]; then echo "pair=$a|$s"; break; fi',
+  'done',
+].join('\n');
+
+function parsePair(stdout: string): { file: string[]; sysinfo: string[] } {
+  const m = /^pair=(\S+ \S+ \S+)\|loads_raw=(\d+),(\d+),(\d+)$/m.exec(stdout);
+  if (!m) throw new Error(`no load pair in:\n${stdout}`);
+  return { file: m[1].split(' '), sysinfo: [m[2], m[3], m[4]].map((r) => kernelLoad(Number(r))) };
+}
+
+describeIf(ok)('vkernel acceptance (CLI): sysinfo() agrees with the view', () => {
+  it('sysinfo().loads are /proc/loadavg\'s 1/5/15 values (vkfs publishes them; the agent does not sample on its own)', () =>
+    withLeakCheck(async () => {
+      // One spinning task for > 2 samples: loads well above 0, so agreeing is not 0 = 0.
+      const b = await makeBundle({
+        args: ['/bin/sh', '-c', `/vktest spin 30 & sleep 11\n${LOAD_PAIR}\nkill %1`],
+        mutate: (s) => void (s.linux!.resources = { ...s.linux!.resources, ...LIMITS }),
+      });
+      const r = await runBundle(b);
+      expect(r.code).toBe(0);
+      const { file, sysinfo } = parsePair(r.stdout);
+      expect(Number(file[0])).toBeGreaterThan(0);
+      expect(sysinfo).toEqual(file);
+    }));
+
+  it('the loads survive a restart of the agent\'s worker and stay /proc/loadavg\'s', () =>
+    withLeakCheck(async () => {
+      const b = await makeBundle({ args: ['/vktest', 'spin', '60'], mutate: (s) => void (s.linux!.resources = { ...s.linux!.resources, ...LIMITS }) });
+      await runRuntimeOk(['run', '--detach', '--bundle', b.dir, b.id]);
+      await sleep(6000);
+      const before = parsePair((await runRuntimeOk(['exec', b.id, '/bin/sh', '-c', LOAD_PAIR])).stdout);
+      expect(before.sysinfo).toEqual(before.file);
+      const { worker } = agentTrio(b.id);
+      process.kill(worker, 'SIGKILL');
+      expect(await until(() => agentTrio(b.id).worker !== worker && alive(agentTrio(b.id).worker))).toBe(true);
+      const after = parsePair((await runRuntimeOk(['exec', b.id, '/bin/sh', '-c', LOAD_PAIR])).stdout);
+      expect(Number(after.file[0])).toBeGreaterThan(0);
+      expect(after.sysinfo).toEqual(after.file);
+      await runRuntimeOk(['delete', '--force', b.id]);
+    }));
+
+  it('/proc/swaps, /proc/diskstats and /proc/pressure/* are the view\'s; sysinfo swap agrees with meminfo, swaps and the limit', () =>
+    withLeakCheck(async () => {
+      const script = [
+        'echo swaps_lines=$(cat /proc/swaps | wc -l)',
+        "echo swaps_dev=$(busybox awk 'NR==2{print $1\"/\"$2}' /proc/swaps)",
+        "echo swaps_kb=$(busybox awk 'NR==2{print $3}' /proc/swaps)",
+        "echo swaps_used_kb=$(busybox awk 'NR==2{print $4}' /proc/swaps)",
+        "echo swaptotal_kb=$(busybox awk '/^SwapTotal:/{print $2}' /proc/meminfo)",
+        "echo swapfree_kb=$(busybox awk '/^SwapFree:/{print $2}' /proc/meminfo)",
+        'echo diskstats_lines=$(cat /proc/diskstats | wc -l)',
+        "echo diskstats_fields=$(busybox awk '{print NF}' /proc/diskstats | sort -u | tr '\\n' ,)",
+        'for f in /proc/pressure/*; do echo "pressure_$(basename $f)=$(head -1 $f | cut -d" " -f1)"; done',
+        "echo pressure_mounts=$(grep ' /proc/pressure/' /proc/self/mountinfo | grep -c fuse.vkfs)",
+        '/vktest sysinfo',
+      ].join('\n');
+      const swapLimit = 512 * MiB; // memory+swap: 256 MiB of swap at most
+      const b = await makeBundle({
+        args: ['/bin/sh', '-c', script],
+        mutate: (s) => void (s.linux!.resources = { ...s.linux!.resources, ...LIMITS, memory: { limit: 256 * MiB, swap: swapLimit } }),
+      });
+      const r = await runBundle(b);
+      if (r.code !== 0) throw new Error(`container failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
+      const kv = parseKeyValues(r.stdout);
+      const hostSwapKiB = Number(/^SwapTotal:\s+(\d+) kB$/m.exec(fs.readFileSync('/proc/meminfo', 'utf8'))![1]);
+      const wantSwapKiB = Math.min((swapLimit - 256 * MiB) / 1024, hostSwapKiB);
+      // The swap the container may use: memsw − memory, capped by the host's (0 on a host
+      // without swap: then /proc/swaps is the header alone, as the kernel prints it).
+      if (wantSwapKiB > 0) {
+        expect(kv.swaps_lines).toBe('2'); // header + one "none virtual" device
+        expect(kv.swaps_dev).toBe('none/virtual');
+        expect(Number(kv.swaps_kb)).toBe(wantSwapKiB);
+      } else {
+        expect(kv.swaps_lines).toBe('1');
+      }
+      const swapUsedKiB = Number(kv.swaps_used_kb || '0');
+      expect(Number(kv.swaptotal_kb)).toBe(wantSwapKiB);
+      expect(Number(kv.swapfree_kb)).toBe(wantSwapKiB - swapUsedKiB);
+      // sysinfo (mem_unit 1: bytes) = the same swap as the files
+      expect(Number(kv.totalswap)).toBe(wantSwapKiB * 1024);
+      expect(Number(kv.freeswap)).toBe(Number(kv.swapfree_kb) * 1024);
+      expect(Number(kv.totalram)).toBe(256 * MiB);
+      // diskstats: the kernel's 20-field (or 14/18) lines, only devices the container did I/O on
+      expect(kv.diskstats_fields === '' || /^(14|18|20)(,(14|18|20))*,$/.test(kv.diskstats_fields)).toBe(true);
+      const hostLines = fs.readFileSync('/proc/diskstats', 'utf8').trim().split('\n').length;
+      expect(Number(kv.diskstats_lines)).toBeLessThanOrEqual(hostLines);
+      // every /proc/pressure file the host has is mounted from the view and readable
+      const hostPressure = fs.readdirSync('/proc/pressure').sort();
+      expect(Number(kv.pressure_mounts)).toBe(hostPressure.length);
+      for (const f of hostPressure) expect(kv[`pressure_${f}`]).toMatch(/^(some|full)$/);
+    }));
+});
+
 // ---- the supervisor killed under load ----
 
 /**

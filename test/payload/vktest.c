@@ -283,6 +283,8 @@ static int cmd_sysinfo(void)
 	       si.freeswap * unit, (unsigned)si.procs, (long)si.uptime);
 	printf("loads=%.2f,%.2f,%.2f\n", si.loads[0] / 65536.0, si.loads[1] / 65536.0,
 	       si.loads[2] / 65536.0);
+	printf("loads_raw=%lu,%lu,%lu\n", (unsigned long)si.loads[0], (unsigned long)si.loads[1],
+	       (unsigned long)si.loads[2]);
 	return 0;
 }
 

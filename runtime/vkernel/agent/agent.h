@@ -28,6 +28,10 @@ struct slot {
 	int32_t fd;        /* the keeper's fd number (inherited by a freshly forked worker) */
 	uint32_t gen;
 	int32_t pid;       /* "pid" of the agent message (0: unknown) */
+	/* The agent's own load sampler (used only when vkfs publishes none, vkfs.h struct
+	 * loadpub): kept here so that a new worker carries on from the last sample. */
+	uint64_t avenrun[3];
+	double last_sample;
 	char meta[META_MAX];
 };
 

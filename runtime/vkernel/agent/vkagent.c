@@ -11,10 +11,16 @@
  *   conf=FILE      the container's vkfs config (runtime/vkernel/view.ts): cgroup dirs,
  *                  cpu rule, start time; re-read when it changes
  *   view=on|off    rule=cpuset|quota|min   (used when there is no conf file)
- * Without conf= the cgroup dirs come from /proc/<pid>/cgroup of the container process.
  *
- * Handled: sysinfo and sched_getaffinity(0, ...). The numbers come from the same code as
- * the file view (vkfs cgroup.c, linked in), so files and syscalls agree. Anything else,
+ *   syscalls=all|none|sysinfo,sched_getaffinity   (used when there is no conf file)
+ * Without conf= the cgroup dirs come from /proc/<pid>/cgroup of the container process.
+ * The conf file is checked (one stat) on every call, so a policy change (view, cpu rule,
+ * files, syscalls) applies from the next call; a syscall switched off answers CONTINUE.
+ *
+ * Handled: sysinfo and sched_getaffinity(pid, ...) for pid 0, the caller's own tid or its
+ * thread group id (in the caller's pid namespace). The numbers come from the same code as
+ * the file view (vkfs cgroup.c, linked in), so files and syscalls agree; sysinfo's loads
+ * are the ones vkfs publishes for /proc/loadavg (<conf dir>/vkfs.load). Anything else,
  * and any error, is answered with SECCOMP_USER_NOTIF_FLAG_CONTINUE (fail open).
  *
  * --die-with-parent: the keeper stops (SIGTERM, PR_SET_PDEATHSIG) when the process that
@@ -109,11 +115,12 @@ struct cstate {
 	int ready;       /* conf loaded (or derivation failed: ready = -1, always CONTINUE) */
 	struct conf *c;
 	struct shared *shm;
-	double last_check;
 	double mem_at;       /* monotonic time of the cached memory numbers (0: none) */
 	unsigned mem_gen;
 	struct mem mem;
 	int procs;
+	const struct loadpub *pub; /* vkfs's published loads (NULL: none found yet) */
+	double pub_try;            /* monotonic time of the last attempt to map it */
 };
 #define CACHE_S 0.1
 
@@ -213,6 +220,7 @@ static int derive_conf(int i, int pid, char *path, size_t cap)
 			memcpy(cg[r], cg[CG_UNIFIED], PATH_MAX), memcpy(root[r], root[CG_UNIFIED], PATH_MAX);
 	buf_printf(&out, "view %s\n", meta_get(meta, "view", v, sizeof v) ? v : "on");
 	buf_printf(&out, "cpu_rule %s\n", meta_get(meta, "rule", v, sizeof v) ? v : "min");
+	buf_printf(&out, "syscalls %s\n", meta_get(meta, "syscalls", v, sizeof v) ? v : "all");
 	buf_printf(&out, "cgroup_mode %s\n", v2 ? "v2" : "v1");
 	for (int r = 0; r < CG_N; r++)
 		if (cg[r][0])
@@ -269,6 +277,13 @@ int select_container(int i, int pid)
 			return -1;
 		}
 		x->shm->view_start = boottime_now();
+		/* The fallback sampler carries on where an earlier worker left it. */
+		struct slot *sl = &ash->slots[i];
+		if (sl->last_sample > 0) {
+			for (int k = 0; k < 3; k++)
+				x->shm->avenrun[k] = (unsigned long)sl->avenrun[k];
+			x->shm->last_sample = sl->last_sample;
+		}
 		*x->c = conf;
 		x->ready = 1;
 		current = i;
@@ -278,16 +293,12 @@ int select_container(int i, int pid)
 		current = i;
 	}
 	sh = x->shm;
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	double now = ts.tv_sec + ts.tv_nsec / 1e9;
-	if (now - x->last_check >= 1.0) {
-		unsigned g = conf.generation;
-		x->last_check = now;
-		conf_maybe_reload();
-		if (conf.generation != g)
-			*x->c = conf;
-	}
+	/* Every call: one stat of the config, so a live policy change (updateView: view,
+	 * files, rule, syscalls) is in force from the next call. */
+	unsigned g = conf.generation;
+	conf_maybe_reload();
+	if (conf.generation != g)
+		*x->c = conf;
 	facts_reset();
 	return 0;
 }
@@ -335,12 +346,37 @@ static int write_target(int fd, struct seccomp_notif *req, uint64_t addr, const 
 	return write_mem((int)req->pid, addr, data, len);
 }
 
+/* A sample older than this is not vkfs's live state (it samples every 5 s). */
+#define PUB_STALE_S 12.0
+
+/* The loads vkfs published for this container's /proc/loadavg; -1 when there are none. */
+static int published_loads(struct cstate *x, double now, unsigned long av[3])
+{
+	double mono = mono_now();
+	if (!x->pub) {
+		if (mono - x->pub_try < 1.0 || !conf.path[0])
+			return -1;
+		x->pub_try = mono;
+		x->pub = loadpub_open(conf.path);
+		if (!x->pub)
+			return -1;
+	}
+	double last;
+	if (loadpub_read(x->pub, av, &last) == 0 && now - last <= PUB_STALE_S)
+		return 0;
+	/* Stale (vkfs gone, or a new page by a new vkfs): map it again later. */
+	munmap((void *)x->pub, 4096);
+	x->pub = NULL;
+	x->pub_try = mono;
+	return -1;
+}
+
 /* The container's sysinfo (the current container: select_container first). */
 int compute_sysinfo(struct sysinfo *out)
 {
 	struct sysinfo si;
 	struct mem m;
-	if (!conf.view || sysinfo(&si) < 0)
+	if (!conf.view || !(conf.syscalls & SC_SYSINFO) || sysinfo(&si) < 0)
 		return -1;
 	memset(&m, 0, sizeof m);
 	uint64_t unit = si.mem_unit ? si.mem_unit : 1;
@@ -379,9 +415,22 @@ int compute_sysinfo(struct sysinfo *out)
 	double now = boottime_now();
 	double up = now - container_start();
 	si.uptime = up > 0 ? (long)up : 0;
-	loadavg_catch_up(now);
-	for (int k = 0; k < 3; k++)
-		si.loads[k] = sh->avenrun[k] << (SI_LOAD_SHIFT - 11);
+	/* The loads are those of the container's /proc/loadavg: vkfs's when it virtualizes
+	 * that file, the host's (the kernel's, already in si) when it does not. */
+	if (conf.files & F_LOADAVG) {
+		unsigned long av[3];
+		if (published_loads(x, now, av) < 0) {
+			/* No vkfs sampling for this container (snapshot mode, runc + vkernel agent,
+			 * the supervisor gone): our own sampler, same rules, kept across workers. */
+			struct slot *sl = &ash->slots[current];
+			loadavg_catch_up(now);
+			for (int k = 0; k < 3; k++)
+				av[k] = sh->avenrun[k], sl->avenrun[k] = sh->avenrun[k];
+			sl->last_sample = sh->last_sample;
+		}
+		for (int k = 0; k < 3; k++)
+			si.loads[k] = av[k] << (SI_LOAD_SHIFT - 11);
+	}
 	*out = si;
 	return 0;
 }
@@ -398,14 +447,55 @@ static int do_sysinfo(int fd, struct seccomp_notif *req, int64_t *ret)
 /* sched_getaffinity(pid, len) of task `tid` (host tid) as the container sees it: the real
  * mask with only its first N set CPUs kept. Returns the byte count (as the kernel), -1 to
  * pass the call through (the kernel then gives the caller its own error). */
+/* The last number of a "Key:\t1\t2..." line of a /proc status text (the innermost pid
+ * namespace's); 0 when missing. */
+static long status_last(const char *st, const char *key)
+{
+	const char *p = strstr(st, key);
+	if (!p)
+		return 0;
+	const char *e = strchr(p, '\n');
+	if (!e)
+		e = p + strlen(p);
+	const char *q = e;
+	while (q > p && q[-1] >= '0' && q[-1] <= '9')
+		q--;
+	return q < e ? strtol(q, NULL, 10) : 0;
+}
+
+/* The host tid whose mask the call asks for: pid 0, or the caller's own tid or thread group
+ * id as the caller numbers them (its pid namespace: NSpid / NStgid of /proc/TID/status,
+ * read only for a pid other than 0). -1 for any other task: passed through. */
+static int affinity_target(int tid, uint64_t pid)
+{
+	if (pid == 0)
+		return tid;
+	if (pid > INT32_MAX)
+		return -1;
+	char p[64], st[2048];
+	snprintf(p, sizeof p, "/proc/%d/status", tid);
+	if (read_small_once(p, st, sizeof st) <= 0)
+		return -1;
+	if ((long)pid == status_last(st, "\nNSpid:"))
+		return tid;
+	if ((long)pid == status_last(st, "\nNStgid:")) {
+		long tgid = status_last(st, "\nTgid:");
+		return tgid > 0 ? (int)tgid : -1;
+	}
+	return -1;
+}
+
 long compute_affinity(int tid, uint64_t pid, uint64_t len, unsigned char *mask, size_t cap)
 {
-	/* Only the caller's own mask: another pid is a number in the caller's pid namespace. */
-	if (!conf.view || pid != 0)
+	if (!conf.view || !(conf.syscalls & SC_SCHED_GETAFFINITY))
+		return -1;
+	/* Only the caller's own thread or process: another pid is another task's mask. */
+	int target = affinity_target(tid, pid);
+	if (target <= 0)
 		return -1;
 	if (len > cap)
 		len = cap;
-	long r = syscall(SYS_sched_getaffinity, tid, (size_t)len, mask);
+	long r = syscall(SYS_sched_getaffinity, target, (size_t)len, mask);
 	if (r <= 0)
 		return -1;
 	int n = cpus_get()->n, seen = 0;
@@ -496,8 +586,11 @@ static void worker_add(int ep, int i, int fd)
 	cs[i].fd = fd;
 	cs[i].gen = ash->slots[i].gen;
 	cs[i].ready = 0;
-	cs[i].last_check = 0;
 	cs[i].mem_at = 0;
+	if (cs[i].pub)
+		munmap((void *)cs[i].pub, 4096);
+	cs[i].pub = NULL;
+	cs[i].pub_try = 0;
 	if (current == i)
 		current = -1;
 	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = ((uint64_t)cs[i].gen << 32) | (uint32_t)i };
@@ -886,6 +979,8 @@ static void keeper_take_conn(int c)
 		logf_("SYNC_WAKE_UP unavailable (%s): slower wake-ups", strerror(errno));
 	struct slot *s = &ash->slots[i];
 	json_scan(msg, &s->pid, s->meta, sizeof s->meta);
+	memset(s->avenrun, 0, sizeof s->avenrun);
+	s->last_sample = 0;
 	s->fd = fd;
 	s->gen++;
 	/* The standby first: from here on losing the keeper cannot lose this listener. */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "vkfs.h"
@@ -538,6 +539,100 @@ void loadavg_tick(void)
 	sh->nr_threads = s.threads;
 	sh->last_pid = s.last_pid;
 	sh->last_sample = now;
+	loadpub_publish();
+}
+
+/* ---- the load averages published for the syscall agent (vkfs.h: struct loadpub) ---- */
+
+struct loadpub *lpub;
+
+int loadpub_path(const char *config, char *out, size_t cap)
+{
+	const char *slash = strrchr(config, '/');
+	int dl = slash ? (int)(slash - config) : 1;
+	int n = snprintf(out, cap, "%.*s/%s", dl, slash ? config : ".", LOADPUB_FILE);
+	return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+struct loadpub *loadpub_create(const char *config)
+{
+	char p[PATH_MAX], tmp[PATH_MAX + 16];
+	if (loadpub_path(config, p, sizeof p) < 0)
+		return NULL;
+	/* A fresh inode (temp + rename): an agent still mapping an older page sees it go stale. */
+	snprintf(tmp, sizeof tmp, "%s.%d", p, (int)getpid());
+	int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return NULL;
+	void *m = MAP_FAILED;
+	if (ftruncate(fd, 4096) == 0)
+		m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (m == MAP_FAILED || rename(tmp, p) < 0) {
+		if (m != MAP_FAILED)
+			munmap(m, 4096);
+		unlink(tmp);
+		return NULL;
+	}
+	lpub = m;
+	lpub->keeper_pid = (uint32_t)getpid();
+	__atomic_store_n(&lpub->magic, LOADPUB_MAGIC, __ATOMIC_RELEASE);
+	return lpub;
+}
+
+void loadpub_publish(void)
+{
+	if (!lpub)
+		return;
+	__atomic_add_fetch(&lpub->seq, 1, __ATOMIC_ACQ_REL); /* odd: writing */
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	for (int i = 0; i < 3; i++)
+		__atomic_store_n(&lpub->avenrun[i], (uint64_t)sh->avenrun[i], __ATOMIC_RELAXED);
+	lpub->nr_running = sh->nr_running;
+	lpub->nr_threads = sh->nr_threads;
+	lpub->last_pid = sh->last_pid;
+	lpub->last_sample = sh->last_sample;
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	__atomic_add_fetch(&lpub->seq, 1, __ATOMIC_ACQ_REL); /* even: done */
+}
+
+const struct loadpub *loadpub_open(const char *config)
+{
+	char p[PATH_MAX];
+	if (loadpub_path(config, p, sizeof p) < 0)
+		return NULL;
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	struct stat st;
+	void *m = MAP_FAILED;
+	if (fstat(fd, &st) == 0 && st.st_size >= (off_t)sizeof(struct loadpub))
+		m = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	if (m == MAP_FAILED)
+		return NULL;
+	const struct loadpub *lp = m;
+	if (__atomic_load_n(&lp->magic, __ATOMIC_ACQUIRE) != LOADPUB_MAGIC) {
+		munmap(m, 4096);
+		return NULL;
+	}
+	return lp;
+}
+
+int loadpub_read(const struct loadpub *p, unsigned long avenrun[3], double *last_sample)
+{
+	for (int tries = 0; tries < 1000; tries++) {
+		uint32_t s0 = __atomic_load_n(&p->seq, __ATOMIC_ACQUIRE);
+		if (s0 & 1)
+			continue;
+		for (int i = 0; i < 3; i++)
+			avenrun[i] = (unsigned long)__atomic_load_n(&p->avenrun[i], __ATOMIC_RELAXED);
+		*last_sample = ((const volatile struct loadpub *)p)->last_sample;
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		if (__atomic_load_n(&p->seq, __ATOMIC_RELAXED) == s0)
+			return *last_sample > 0 ? 0 : -1;
+	}
+	return -1;
 }
 
 void loadavg_catch_up(double now)

@@ -3,6 +3,7 @@
  *
  *   view on|off                cpu_rule cpuset|quota|min
  *   files cpuinfo,meminfo,...  (names as in io.vkernel.files; "all")
+ *   syscalls sysinfo,sched_getaffinity   (io.vkernel.syscalls: "all", "none"; read by the agent)
  *   cgroup_mode v1|v2
  *   cg.<role> DIR              root.<role> DIR   roles: cpu cpuacct cpuset memory blkio pids unified
  *   host_proc /proc            host_sys /sys/devices/system
@@ -47,9 +48,26 @@ static unsigned parse_files(const char *v)
 	return f;
 }
 
+static unsigned parse_syscalls(const char *v)
+{
+	unsigned f = 0;
+	char tmp[256];
+	snprintf(tmp, sizeof tmp, "%s", v);
+	for (char *save, *t = strtok_r(tmp, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		if (!strcmp(t, "all"))
+			f |= SC_ALL;
+		else if (!strcmp(t, "sysinfo"))
+			f |= SC_SYSINFO;
+		else if (!strcmp(t, "sched_getaffinity"))
+			f |= SC_SCHED_GETAFFINITY;
+	}
+	return f; /* "none" (or nothing known): 0 */
+}
+
 static int parse(const char *text, struct conf *c)
 {
 	c->view = 1;
+	c->syscalls = SC_ALL;
 	c->rule = RULE_MIN;
 	c->files = F_ALL;
 	strcpy(c->host_proc, "/proc");
@@ -76,6 +94,8 @@ static int parse(const char *text, struct conf *c)
 			c->rule = !strcmp(val, "cpuset") ? RULE_CPUSET : !strcmp(val, "quota") ? RULE_QUOTA : RULE_MIN;
 		else if (!strcmp(l, "files"))
 			c->files = parse_files(val);
+		else if (!strcmp(l, "syscalls"))
+			c->syscalls = parse_syscalls(val);
 		else if (!strcmp(l, "cgroup_mode"))
 			c->v2 = !strcmp(val, "v2");
 		else if (!strcmp(l, "host_proc"))

@@ -788,6 +788,9 @@ int serve_main(const char *config, const char *mountpoint, const char *pidfile, 
 		ready(ready_fd, "error: shared memory: %s\n", strerror(errno));
 		return 1;
 	}
+	/* sysinfo().loads of the syscall agent come from here (vkfs.h: struct loadpub). */
+	if (!loadpub_create(config))
+		vlog("%s: cannot publish the load averages (%s): the agent samples on its own", config, strerror(errno));
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	if (fuse_opt_add_arg(&args, "vkfs") || fuse_opt_add_arg(&args, "-o") ||
 	    fuse_opt_add_arg(&args, "allow_other,ro,nosuid,nodev,noexec,fsname=vkfs,subtype=vkfs")) {

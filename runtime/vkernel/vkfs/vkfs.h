@@ -80,11 +80,13 @@ enum {
 	F_SYS_NODE = 1 << 9,
 	F_ALL = (1 << 10) - 1,
 };
+enum { SC_SYSINFO = 1 << 0, SC_SCHED_GETAFFINITY = 1 << 1, SC_ALL = (1 << 2) - 1 };
 /* Cgroup directories by role. In v2 mode all roles name the same directory. */
 enum { CG_CPU, CG_CPUACCT, CG_CPUSET, CG_MEMORY, CG_BLKIO, CG_PIDS, CG_UNIFIED, CG_N };
 
 struct conf {
 	int view;       /* 0: every file shows the host's content */
+	unsigned syscalls; /* SC_* the syscall layer answers (the agent; vkfs ignores it) */
 	int rule;       /* RULE_* */
 	unsigned files; /* F_* of the files that are virtualized */
 	int v2;         /* cgroup v2 file names in the CG_* dirs (else v1) */
@@ -135,6 +137,31 @@ struct shared {
 };
 extern struct shared *sh;
 struct shared *shared_create(void);
+
+/*
+ * The load averages, published for the syscall agent so that sysinfo().loads is the view's
+ * /proc/loadavg: <directory of the config>/vkfs.load, a file-backed page that `vkfs serve`
+ * maps MAP_SHARED before it forks (workers, standby and a keeper that took over write the
+ * same page). Seqlock: seq is odd while a sample is being written.
+ */
+#define LOADPUB_MAGIC 0x766b6c64u
+#define LOADPUB_FILE "vkfs.load"
+struct loadpub {
+	uint32_t magic;
+	uint32_t seq;
+	uint64_t avenrun[3];     /* kernel fixed point (FSHIFT 11), as sh->avenrun */
+	double last_sample;      /* CLOCK_BOOTTIME seconds of the sample */
+	uint32_t nr_running, nr_threads, last_pid, keeper_pid;
+};
+extern struct loadpub *lpub;   /* NULL: nothing is published (the agent, snapshot mode) */
+/* "<dir of config>/vkfs.load" into out; -1 when it does not fit. */
+int loadpub_path(const char *config, char *out, size_t cap);
+struct loadpub *loadpub_create(const char *config);  /* vkfs serve: zeroed, writable */
+void loadpub_publish(void);                          /* sh's load state into lpub */
+/* The agent: a read-only mapping of a published page (NULL when there is none yet). */
+const struct loadpub *loadpub_open(const char *config);
+/* A consistent copy; 0, or -1 when the page is not (or no longer) valid. */
+int loadpub_read(const struct loadpub *p, unsigned long avenrun[3], double *last_sample);
 
 /* ---- cgroup.c ---- */
 struct cpus {
