@@ -7,7 +7,8 @@
 #   install.sh uninstall   the reverse (the DaemonSet's preStop hook)
 #   install.sh install --once   install and exit (no waiting)
 #
-# The payload is a `make install` tree made for the host path $INSTALL_DIR:
+# The payload is a `make install` tree made for the host path $INSTALL_DIR (deploy/installer/build-image.sh
+# stages it for the image, deploy/installer/Containerfile):
 #   make install DESTDIR=$PAYLOAD PREFIX=/opt/vkernel INSTALL_NODE=/opt/vkernel/bin/node
 #   install -m 0755 "$(command -v node)" $PAYLOAD/opt/vkernel/bin/node
 # The installed tree finds its files relative to itself, and node at INSTALL_NODE.

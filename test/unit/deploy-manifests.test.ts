@@ -3,7 +3,10 @@
 // installer's label, DaemonSet selector = template labels, privileged + hostPID for nsenter,
 // hostPath mounts for the paths install.sh writes). Then deploy/installer/install.sh itself,
 // against a fake host root: install, a second install, uninstall, with the real
-// `vkernel containerd-config` (dist/) as the payload's vkernel.
+// `vkernel containerd-config` (dist/) as the payload's vkernel. The installer image: one name
+// (daemonset.yaml = build-image.sh's default = docs/kubernetes.md, tagged with the package
+// version), and a Containerfile that puts build-image.sh's staged files where install.sh and
+// the DaemonSet look for them (the image itself cannot be built here: no base image).
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -18,6 +21,9 @@ const yaml = require('js-yaml') as { safeLoadAll(text: string): unknown[] };
 const REPO = repoRoot();
 const DEPLOY = path.join(REPO, 'deploy');
 const INSTALLER = path.join(DEPLOY, 'installer', 'install.sh');
+const CONTAINERFILE = path.join(DEPLOY, 'installer', 'Containerfile');
+const BUILD_IMAGE = path.join(DEPLOY, 'installer', 'build-image.sh');
+const KUBERNETES_DOC = path.join(REPO, 'docs', 'kubernetes.md');
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -45,6 +51,22 @@ function installerDefault(name: string): string {
   if (!m) throw new Error(`install.sh has no default for ${name}`);
   return m[1];
 }
+
+/** The Containerfile's instructions: keyword and arguments, comments and blank lines dropped. */
+function containerfile(): { op: string; args: string }[] {
+  return fs
+    .readFileSync(CONTAINERFILE, 'utf8')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'))
+    .map((l) => {
+      const [op, ...rest] = l.split(/\s+/);
+      return { op: op.toUpperCase(), args: rest.join(' ') };
+    });
+}
+
+/** Installer image names without a registry or repository prefix, e.g. `vkernel-installer:0.1.0`. */
+const bareImageNames = (text: string): string[] => [...text.matchAll(/(?<![\w./-])vkernel-installer:[\w.-]+/g)].map((m) => m[0]);
 
 describe('deploy/ manifests', () => {
   it('there are manifests, and every document has apiVersion, kind and metadata.name', () => {
@@ -112,6 +134,58 @@ describe('deploy/ manifests', () => {
       const m = mounts.find((x) => p === x.host || p.startsWith(x.host + '/'));
       expect({ p, mountedAt: m && m.at }).toEqual({ p, mountedAt: hostRoot + m?.host });
     }
+  });
+
+  it('the installer image: one name, vkernel-installer:<package version>, in the DaemonSet, build-image.sh and the docs', () => {
+    const [ds] = ofKind('DaemonSet');
+    const image = (ds.spec.template.spec.containers as Obj[])[0].image as string;
+    const version = (JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
+    expect(image).toBe(`vkernel-installer:${version}`);
+    expect(/^IMAGE=\$\{IMAGE:-([^}]+)\}$/m.exec(fs.readFileSync(BUILD_IMAGE, 'utf8'))?.[1]).toBe(image);
+    const doc = fs.readFileSync(KUBERNETES_DOC, 'utf8');
+    expect(doc).toContain(`The image is **\`${image}\`**`);
+    // Every installer image named anywhere: the same tag; without a registry prefix, the same name.
+    const texts = [doc, ...manifestFiles(DEPLOY).map((f) => fs.readFileSync(f, 'utf8')), fs.readFileSync(BUILD_IMAGE, 'utf8')];
+    for (const t of texts) for (const m of t.matchAll(/vkernel-installer:([\w.-]+)/g)) expect(m[1]).toBe(version);
+    expect([...new Set(texts.flatMap(bareImageNames))]).toEqual([image]);
+  });
+
+  it('the Containerfile: a Debian base; copies the staged payload, install.sh and kubectl where install.sh and the DaemonSet expect them', () => {
+    const ops = containerfile();
+    expect(ops[0]).toEqual({ op: 'FROM', args: expect.stringMatching(/^(docker\.io\/library\/)?debian:bookworm(-slim)?$/) });
+    // COPY <context path> <image path>: nothing else (no RUN: no network, no package manager).
+    expect([...new Set(ops.map((o) => o.op))].sort()).toEqual(['CMD', 'COPY', 'ENTRYPOINT', 'FROM']);
+    const copies = new Map(ops.filter((o) => o.op === 'COPY').map((o) => o.args.split(' ') as [string, string]));
+
+    // What build-image.sh stages in the context: payload/ (a make install DESTDIR tree for
+    // PREFIX = install.sh's INSTALL_DIR, node inside), install.sh, kubectl.
+    const script = fs.readFileSync(BUILD_IMAGE, 'utf8');
+    const installDir = installerDefault('INSTALL_DIR');
+    expect(script).toMatch(new RegExp(`^INSTALL_DIR=${installDir}\\s`, 'm'));
+    expect(script).toContain('make install DESTDIR="$STAGE/payload" PREFIX="$INSTALL_DIR" INSTALL_NODE="$INSTALL_DIR/bin/node"');
+    expect(script).toContain('"$STAGE/payload$INSTALL_DIR/bin/node"');
+    const staged = [...script.matchAll(/"\$STAGE\/([\w.-]+)"/g)].map((m) => m[1]);
+    for (const src of copies.keys()) expect(staged).toContain(src.replace(/\/$/, ''));
+
+    // install.sh reads the payload at $PAYLOAD$INSTALL_DIR: the payload tree goes to PAYLOAD.
+    const payload = installerDefault('PAYLOAD');
+    expect(copies.get('payload/')).toBe(`${payload}/`);
+    // The DaemonSet runs install.sh (install, and uninstall as its preStop hook) from the image.
+    const c = (ofKind('DaemonSet')[0].spec.template.spec.containers as Obj[])[0];
+    const env = Object.fromEntries((c.env as Obj[]).map((e) => [e.name, e.value]));
+    expect(env.PAYLOAD ?? payload).toBe(payload);
+    expect(env.INSTALL_DIR ?? installDir).toBe(installDir);
+    expect(copies.get('install.sh')).toBe(c.command[0]);
+    expect(c.command[0]).toBe(`${payload}/install.sh`);
+    // install.sh labels the node with kubectl, found on PATH.
+    expect(path.dirname(copies.get('kubectl') ?? '')).toBe('/usr/local/bin');
+    expect(ops.find((o) => o.op === 'ENTRYPOINT')?.args).toBe(JSON.stringify([c.command[0]]));
+    expect(ops.find((o) => o.op === 'CMD')?.args).toBe('["install"]');
+  });
+
+  it('deploy/installer/build-image.sh is executable and passes bash -n', () => {
+    fs.accessSync(BUILD_IMAGE, fs.constants.X_OK);
+    expect(spawnSync('bash', ['-n', BUILD_IMAGE], { encoding: 'utf8' })).toMatchObject({ status: 0, stderr: '' });
   });
 
   it('deploy/installer/install.sh exists, is executable and passes sh -n', () => {
