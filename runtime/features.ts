@@ -36,8 +36,11 @@ export function features(capNames: string[]): Record<string, unknown> {
       namespaces: ['cgroup', 'ipc', 'mount', 'network', 'pid', 'time', 'user', 'uts'],
       capabilities: capNames,
       cgroup: { v1: true, v2: true, systemd: false, systemdUser: false },
-      apparmor: { enabled: false },
-      selinux: { enabled: false },
+      // Whether vkernel implements them (features.md: decided at build time, not by the
+      // host, as runc reports them). A profile or label the host cannot apply is refused
+      // at create / exec (runtime/spec/validate.ts).
+      apparmor: { enabled: true },
+      selinux: { enabled: true },
     },
     annotations: {
       'org.opencontainers.vkernel.version': VKERNEL_VERSION,

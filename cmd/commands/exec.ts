@@ -18,6 +18,8 @@ type ExecArgs = GlobalArgs & {
   user?: string;
   cap?: string[];
   'no-new-privs'?: boolean;
+  apparmor?: string;
+  'process-label'?: string;
   'preserve-fds'?: number;
 };
 
@@ -38,6 +40,8 @@ export const execCommand: CommandModule<GlobalArgs, ExecArgs> = {
       .option('user', { alias: 'u', type: 'string', describe: 'UID[:GID]' })
       .option('cap', { alias: 'c', type: 'string', array: true, nargs: 1 })
       .option('no-new-privs', { type: 'boolean' })
+      .option('apparmor', { type: 'string', describe: 'AppArmor profile for the process' })
+      .option('process-label', { type: 'string', describe: 'SELinux label for the process' })
       .option('preserve-fds', { type: 'number', default: 0 }) as Argv<ExecArgs>,
   // runc exits 255 when the exec itself fails (not the process): callers tell the two apart.
   handler: action(async (argv: ExecArgs) => {
@@ -58,6 +62,8 @@ export const execCommand: CommandModule<GlobalArgs, ExecArgs> = {
         user: argv.user,
         caps: argv.cap,
         noNewPrivs: argv['no-new-privs'],
+        apparmor: argv.apparmor,
+        processLabel: argv['process-label'],
         detach: argv.detach,
         pidFile: argv['pid-file'],
         consoleSocket: argv['console-socket'],

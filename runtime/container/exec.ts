@@ -28,6 +28,9 @@ export interface ExecOptions {
   user?: string;
   caps?: string[];
   noNewPrivs?: boolean;
+  /** --apparmor / --process-label (runc): override the container's profile / label. */
+  apparmor?: string;
+  processLabel?: string;
   detach?: boolean;
   pidFile?: string;
   consoleSocket?: string;
@@ -114,6 +117,8 @@ function processFromFlags(base: Process, opts: ExecOptions): Process {
   if (opts.env?.length) p.env = mergeEnv(p.env ?? [], opts.env);
   if (opts.user) p.user = { ...parseUser(opts.user), additionalGids: [] };
   if (opts.noNewPrivs) p.noNewPrivileges = true;
+  if (opts.apparmor) p.apparmorProfile = opts.apparmor;
+  if (opts.processLabel) p.selinuxLabel = opts.processLabel;
   if (opts.caps?.length) p.capabilities = addCaps(p.capabilities ?? {}, opts.caps);
   return validateProcess(p, 'process');
 }

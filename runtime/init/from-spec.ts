@@ -22,7 +22,7 @@ import {
 import { JOIN_ORDER, NAMESPACES } from '../spec/namespaces';
 import { rlimitNumber, rlimitValue } from '../spec/rlimits';
 import type { Capabilities, Hook, IdMapping, Mount, NamespaceType, Process, Rlimit, Spec } from '../spec/types';
-import { SECCOMP_FLAGS, cleanContainerPath, sysctlKeyToPath } from '../spec/validate';
+import { SECCOMP_FLAGS, cleanContainerPath, hostLsm, sysctlKeyToPath } from '../spec/validate';
 import type { InitPlan, PlanCaps, PlanDevice, PlanHook, PlanMount, PlanRlimit } from './plan-types';
 
 /** What the plan builders read from the host; injectable for tests. */
@@ -40,6 +40,8 @@ export interface HostProbe {
   /** "dev:ino" of a namespace file, or undefined when it cannot be stat'ed. */
   nsId(p: string): string | undefined;
   geteuid(): number;
+  /** Whether SELinux is enabled (linux.mountLabel only applies then, as in runc). */
+  selinuxEnabled(): boolean;
 }
 
 const CGROUP2_SUPER_MAGIC = 0x63677270;
@@ -78,6 +80,7 @@ export const hostProbe: HostProbe = {
     }
   },
   geteuid: () => process.geteuid?.() ?? 0,
+  selinuxEnabled: () => hostLsm().selinux,
 };
 
 export interface CreatePlanContext {
@@ -459,6 +462,23 @@ function planMounts(spec: Spec, ctx: CreatePlanContext, probe: HostProbe): Mount
   return res;
 }
 
+/** Filesystems runc mounts without linux.mountLabel: binds, and those SELinux cannot label. */
+const UNLABELED_FSTYPES = new Set(['bind', 'proc', 'sysfs', 'cgroup', 'cgroup2']);
+
+/**
+ * runc's label.FormatMountLabel: `context="<label>"` appended to the data of every mount
+ * but binds, proc, sysfs and cgroup (tmpfs, devpts, mqueue, ...). Only with SELinux
+ * enabled; without it runc ignores mountLabel, and so do we.
+ */
+export function labelMounts(mounts: PlanMount[], mountLabel: string | undefined, selinux: boolean): void {
+  if (!mountLabel || !selinux) return;
+  for (const m of mounts) {
+    if (m.flags & MS_BIND || UNLABELED_FSTYPES.has(m.fstype)) continue;
+    const ctx = `context="${mountLabel}"`;
+    m.data = m.data ? `${m.data},${ctx}` : ctx;
+  }
+}
+
 function planDevices(spec: Spec, bind: boolean): PlanDevice[] {
   const specDevices = spec.linux?.devices ?? [];
   const specPaths = new Set(specDevices.map((d) => cleanContainerPath(d.path)));
@@ -531,6 +551,7 @@ export function buildCreatePlan(spec: Spec, ctx: CreatePlanContext): InitPlan {
   }
 
   const mp = planMounts(spec, ctx, probe);
+  labelMounts(mp.mounts, linux.mountLabel, probe.selinuxEnabled());
   const devices = mp.setupDev ? planDevices(spec, hasUserNs || probe.runningInUserNs()) : [];
   const symlinks: [string, string][] = [...mp.symlinks];
   if (mp.setupDev) {
@@ -595,6 +616,8 @@ export function buildCreatePlan(spec: Spec, ctx: CreatePlanContext): InitPlan {
     plan.seccompBpf = ctx.seccompBpf;
     plan.seccompFlags = seccompFlags(spec);
   }
+  if (proc.apparmorProfile) plan.apparmorProfile = proc.apparmorProfile;
+  if (proc.selinuxLabel) plan.selinuxLabel = proc.selinuxLabel;
   return plan;
 }
 
@@ -665,5 +688,11 @@ export function buildExecPlan(proc: Process, ctx: ExecPlanContext): InitPlan {
     plan.seccompBpf = ctx.seccompBpf;
     plan.seccompFlags = seccompFlags(ctx.spec);
   }
+  // runc: the container's profile and label, unless the exec'd process names its own
+  // (also with --process: a process.json without them does not run unconfined).
+  const apparmorProfile = proc.apparmorProfile || base?.apparmorProfile;
+  const selinuxLabel = proc.selinuxLabel || base?.selinuxLabel;
+  if (apparmorProfile) plan.apparmorProfile = apparmorProfile;
+  if (selinuxLabel) plan.selinuxLabel = selinuxLabel;
   return plan;
 }

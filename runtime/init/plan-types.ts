@@ -130,6 +130,16 @@ export interface InitPlan {
   umask?: number;
   caps?: PlanCaps;
   noNewPrivileges: boolean;
+  /**
+   * process.apparmorProfile: vkinit writes "exec <profile>" to the task's AppArmor exec
+   * attribute after the privileged steps, so the profile applies at execve (as runc).
+   */
+  apparmorProfile?: string;
+  /**
+   * process.selinuxLabel: the exec label (attr/exec) armed the same way, and the label of
+   * the session keyring vkinit creates (attr/keycreate), as runc.
+   */
+  selinuxLabel?: string;
   /** Run in the container mount ns before pivot_root (createContainer). */
   createContainerHooks: PlanHook[];
   /** Run in the container after start, before execve (startContainer). */

@@ -144,6 +144,8 @@ export function encodePlan(plan: InitPlan): Buffer {
   if (plan.umask !== undefined) w.add('umask', uint('umask', plan.umask));
   if (plan.caps) w.add('caps', ...capsArgs(plan.caps));
   if (plan.noNewPrivileges) w.add('no_new_privs');
+  if (plan.apparmorProfile) w.add('apparmor_profile', plan.apparmorProfile);
+  if (plan.selinuxLabel) w.add('selinux_label', plan.selinuxLabel);
   const hooks = [
     ...plan.createContainerHooks.map((h) => ['createContainer', h] as const),
     ...plan.startContainerHooks.map((h) => ['startContainer', h] as const),

@@ -214,7 +214,9 @@ int process_setup(struct vk_plan *p, bool create_mode, struct vk_error *err)
 	umask(p->has_umask ? p->umask : 022);
 	if (p->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return vk_fail(err, "no_new_privs", errno, "PR_SET_NO_NEW_PRIVS");
-	return 0;
+	/* Last, after every privileged step and before `ready`/`exec`, so a failure is still
+	 * an `error` line; the profile / label only take effect at execve (PROTOCOL.md). */
+	return lsm_exec_attrs(p, err);
 }
 
 static const char *env_get(struct vk_plan *p, const char *name)

@@ -20,7 +20,13 @@ int keyring_join(struct vk_plan *p, struct vk_error *err)
 	uint64_t perm;
 	long id, n;
 
+	/* As runc: a new keyring gets the process's SELinux label; cleared right after. */
+	if (lsm_keycreate(p, true, err) < 0)
+		return -1;
 	id = syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, p->keyring);
+	int saved = errno;
+	lsm_keycreate(p, false, err);
+	errno = saved;
 	/* A kernel without keyrings has none to leak: best effort, as runc. */
 	if (id < 0 && errno == ENOSYS)
 		return 0;

@@ -147,6 +147,9 @@ struct vk_plan {
 	uint64_t cap_bounding, cap_effective, cap_inheritable, cap_permitted, cap_ambient;
 	int last_cap;
 	bool no_new_privs;
+	/* Armed for the workload's execve at the end of process_setup (lsm.c). */
+	const char *apparmor_profile; /* written as "exec <profile>" */
+	const char *selinux_label; /* exec label; also the session keyring's (keycreate) */
 	struct vk_hook *hooks;
 	size_t nhooks;
 	const char *seccomp_path;
@@ -265,6 +268,13 @@ int process_exec(struct vk_plan *p, const char *path, struct vk_error *err);
 
 int keyring_join(struct vk_plan *p, struct vk_error *err);
 int loopback_set_up(struct vk_error *err);
+
+/* ---- lsm.c: AppArmor / SELinux ------------------------------------------------------- */
+
+/* Arm apparmor_profile / selinux_label for the next execve. */
+int lsm_exec_attrs(struct vk_plan *p, struct vk_error *err);
+/* selinux_label as the label of keys created from now (set), or clear it again. */
+int lsm_keycreate(struct vk_plan *p, bool set, struct vk_error *err);
 
 /* ---- hooks.c ------------------------------------------------------------------------ */
 

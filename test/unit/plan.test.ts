@@ -1,6 +1,12 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { InvalidArgumentError } from '../../runtime/errors';
+import { buildCreatePlan, buildExecPlan, labelMounts, type CreatePlanContext } from '../../runtime/init/from-spec';
 import { encodePlan, frame } from '../../runtime/init/plan';
-import type { InitPlan } from '../../runtime/init/plan-types';
+import type { InitPlan, PlanMount } from '../../runtime/init/plan-types';
+import { defaultSpec } from '../../runtime/spec/defaults';
+import { MS_BIND, MS_REC } from '../../runtime/spec/mount-options';
 
 function basePlan(over: Partial<InitPlan> = {}): InitPlan {
   return {
@@ -222,6 +228,18 @@ describe('encodePlan', () => {
     expect(() => encodePlan(basePlan({ sessionKeyring: { name: 'k', addPerm: 2 ** 32 } }))).toThrow(InvalidArgumentError);
   });
 
+  test('apparmor_profile and selinux_label records: one argument each, absent when unset or empty', () => {
+    const label = 'system_u:system_r:container_t:s0:c1,c2';
+    const plan = basePlan({ apparmorProfile: 'docker-default', selinuxLabel: label });
+    expect(records(plan, 'apparmor_profile')).toEqual([['docker-default']]);
+    expect(records(plan, 'selinux_label')).toEqual([[label]]);
+    for (const p of [basePlan(), basePlan({ apparmorProfile: '', selinuxLabel: '' })]) {
+      expect(records(p, 'apparmor_profile')).toEqual([]);
+      expect(records(p, 'selinux_label')).toEqual([]);
+    }
+    expect(() => encodePlan(basePlan({ apparmorProfile: 'a\0b' }))).toThrow(InvalidArgumentError);
+  });
+
   test('strings keep any byte but NUL', () => {
     const plan = basePlan({ args: ['echo', 'héllo wörld\n\ttab', ''], env: ['E=a=b'] });
     expect(records(plan, 'arg').map((r) => r[0])).toEqual(['echo', 'héllo wörld\n\ttab', '']);
@@ -252,5 +270,114 @@ describe('frame', () => {
     const nl = f.indexOf(0x0a);
     expect(Number(f.subarray(0, nl).toString())).toBe(body.length);
     expect(f.subarray(nl + 1).equals(body)).toBe(true);
+  });
+});
+
+describe('LSM fields from the spec', () => {
+  const LABEL = 'system_u:object_r:container_file_t:s0:c1,c2';
+  let tmp: string;
+
+  beforeAll(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vk-plan-lsm-'));
+    fs.mkdirSync(path.join(tmp, 'rootfs'));
+  });
+  afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  function ctx(selinux: boolean): CreatePlanContext {
+    return {
+      bundle: tmp,
+      execFifo: '/run/vkernel/c1/exec.fifo',
+      cgroupProcs: [],
+      noPivot: false,
+      preserveFds: 0,
+      wait: false,
+      capLastCap: 40,
+      probe: { cgroup2Unified: () => true, kcoreExists: () => false, runningInUserNs: () => false, geteuid: () => 0, selinuxEnabled: () => selinux },
+    };
+  }
+
+  function m(fstype: string, data = '', flags = 0): PlanMount {
+    return { source: fstype, destination: `/${fstype}`, fstype, flags, propagation: [], data, kind: 'dir' };
+  }
+
+  test('labelMounts: context="<label>" after the data of all but binds, proc, sysfs and cgroup (runc\'s FormatMountLabel)', () => {
+    const mounts = [
+      m('tmpfs', 'mode=755,size=65536k'),
+      m('devpts', ''),
+      m('mqueue'),
+      m('proc'),
+      m('sysfs'),
+      m('cgroup', 'memory'),
+      m('cgroup2'),
+      m('bind', '', MS_BIND | MS_REC),
+      { ...m('', ''), fstype: '', flags: MS_BIND },
+    ];
+    labelMounts(mounts, LABEL, true);
+    expect(mounts.map((x) => x.data)).toEqual([
+      `mode=755,size=65536k,context="${LABEL}"`,
+      `context="${LABEL}"`,
+      `context="${LABEL}"`,
+      '',
+      '',
+      'memory',
+      '',
+      '',
+      '',
+    ]);
+  });
+
+  test('labelMounts: nothing without SELinux or without a label (runc ignores mountLabel then)', () => {
+    const mounts = [m('tmpfs', 'mode=755')];
+    labelMounts(mounts, LABEL, false);
+    labelMounts(mounts, undefined, true);
+    labelMounts(mounts, '', true);
+    expect(mounts[0].data).toBe('mode=755');
+  });
+
+  test('create: the profile, the label and mountLabel reach the plan', () => {
+    const s = defaultSpec({});
+    s.process!.apparmorProfile = 'docker-default';
+    s.process!.selinuxLabel = 'system_u:system_r:container_t:s0:c1,c2';
+    s.linux!.mountLabel = LABEL;
+    const plan = buildCreatePlan(s, ctx(true));
+    expect(plan.apparmorProfile).toBe('docker-default');
+    expect(plan.selinuxLabel).toBe('system_u:system_r:container_t:s0:c1,c2');
+    const data = Object.fromEntries(plan.mounts.map((x) => [x.destination, x.data]));
+    expect(data['/dev']).toBe(`mode=755,size=65536k,context="${LABEL}"`);
+    expect(data['/dev/pts'].startsWith('newinstance,')).toBe(true);
+    expect(data['/dev/pts'].endsWith(`,context="${LABEL}"`)).toBe(true);
+    expect(data['/dev/shm']).toContain(`context="${LABEL}"`);
+    expect(data['/dev/mqueue']).toBe(`context="${LABEL}"`);
+    expect(data['/proc']).toBe('');
+    expect(data['/sys']).toBe('');
+    expect(data['/sys/fs/cgroup']).not.toContain('context=');
+    // the records vkinit gets
+    const recs = decode(encodePlan(plan));
+    expect(recs.filter((r) => r[0] === 'apparmor_profile')).toEqual([['apparmor_profile', 'docker-default']]);
+    expect(recs.find((r) => r[0] === 'mount' && r[2] === '/dev/mqueue')?.[6]).toBe(`context="${LABEL}"`);
+
+    const off = buildCreatePlan(s, ctx(false));
+    expect(off.mounts.some((x) => x.data.includes('context='))).toBe(false);
+    const plain = buildCreatePlan(defaultSpec({}), ctx(true));
+    expect(plain.apparmorProfile).toBeUndefined();
+    expect(plain.selinuxLabel).toBeUndefined();
+    expect(plain.mounts.some((x) => x.data.includes('context='))).toBe(false);
+  });
+
+  test('exec: the process\'s own profile and label, else the container\'s (as runc, also for --process)', () => {
+    const container = defaultSpec({});
+    container.process!.apparmorProfile = 'container-profile';
+    container.process!.selinuxLabel = 'system_u:system_r:container_t:s0:c5';
+    const base = { pid: process.pid, spec: container, cgroupProcs: [], preserveFds: 0, wait: false, capLastCap: 40 };
+    const bare = { user: { uid: 0, gid: 0 }, args: ['sh'], cwd: '/' };
+    const inherited = buildExecPlan(bare, base);
+    expect(inherited.apparmorProfile).toBe('container-profile');
+    expect(inherited.selinuxLabel).toBe('system_u:system_r:container_t:s0:c5');
+    const own = buildExecPlan({ ...bare, apparmorProfile: 'exec-profile', selinuxLabel: 'system_u:system_r:other_t:s0' }, base);
+    expect(own.apparmorProfile).toBe('exec-profile');
+    expect(own.selinuxLabel).toBe('system_u:system_r:other_t:s0');
+    const none = buildExecPlan(bare, { ...base, spec: defaultSpec({}) });
+    expect(none.apparmorProfile).toBeUndefined();
+    expect(none.selinuxLabel).toBeUndefined();
   });
 });
