@@ -2,10 +2,16 @@
 // version parses back to the runtime entry at the right table, the header says which shim
 // protocol that containerd gets, --version is validated, and the shim config example reads
 // back as the shim's defaults. Real containerd 1.6/1.7 loading the snippets:
-// test/integration/containerd-config.test.ts.
+// test/integration/containerd-config.test.ts. The snippets docs/containerd.md shows for 1.6,
+// 1.7 and 2.x are what the CLI prints for those versions.
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { parse } from 'smol-toml';
 import {
   containerdSnippet,
+  familyOf,
   localContainerdVersion,
   localSnippet,
   needsDefaultRuntime,
@@ -17,6 +23,7 @@ import {
 import { InvalidArgumentError, UnavailableError } from '../../runtime/errors';
 import { parseContainerdVersion } from '../../shim/bootstrap/negotiate';
 import { DEFAULT_SHIM_CONFIG, parseShimConfig } from '../../shim/config';
+import { repoRoot } from '../fixtures/image';
 
 const v = (text: string) => parseContainerdVersion(text)!;
 const at = (doc: Record<string, unknown>, keys: string[]): unknown => keys.reduce<unknown>((o, k) => (o as Record<string, unknown> | undefined)?.[k], doc);
@@ -146,5 +153,54 @@ describe('shim config example', () => {
   it('--protocol sets [shim] protocol', () => {
     expect(parseShimConfig(shimConfigExample('ttrpc'), 'example').protocol).toBe('ttrpc');
     expect(shimConfigExample('ttrpc').split('\n')[0]).toContain('protocol = "ttrpc"');
+  });
+});
+
+describe('docs/containerd.md', () => {
+  const DOC = path.join(repoRoot(), 'docs', 'containerd.md');
+  const CLI = path.join(repoRoot(), 'dist', 'cmd', 'vkernel.js');
+  /** The config file the doc's snippets were printed for: one without a runc entry. */
+  const DOC_CONFIG = '/etc/containerd/config.toml';
+
+  /** `### containerd <family> …` sections: the version the section's command names, and its toml block. */
+  function docSnippets(): { family: string; version: string; block: string }[] {
+    const text = fs.readFileSync(DOC, 'utf8');
+    return [...text.matchAll(/^### containerd (\S+) \(config `version = \d`\)\n([\s\S]*?)(?=^##)/gm)].map((m) => {
+      const version = /`vkernel containerd-config --version ([\d.]+)`/.exec(m[2])?.[1] ?? '';
+      const block = /^```toml\n([\s\S]*?)^```$/m.exec(m[2])?.[1] ?? '';
+      return { family: m[1], version, block };
+    });
+  }
+
+  /** What `vkernel containerd-config --version <v>` prints for a containerd config without runc. */
+  function cliSnippet(version: string): string {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vkt-ccfg-'));
+    try {
+      const missing = path.join(dir, 'config.toml');
+      const r = spawnSync(process.execPath, [CLI, 'containerd-config', '--version', version, '--containerd-config', missing], { encoding: 'utf8', timeout: 30_000 });
+      expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: '' });
+      return r.stdout.split(missing).join(DOC_CONFIG);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  it('has a snippet for 1.6, 1.7 and 2.x, each printed for a version of its family', () => {
+    const found = docSnippets();
+    expect(found.map((s) => s.family)).toEqual(['1.6', '1.7', '2.x']);
+    for (const s of found) {
+      expect(s.block).not.toBe('');
+      expect(familyOf(v(s.version))).toBe(s.family);
+    }
+  });
+
+  it.each(['1.6', '1.7', '2.x'])('the %s snippet is what vkernel containerd-config prints for that version', (family) => {
+    const s = docSnippets().find((x) => x.family === family)!;
+    expect(s.block).toBe(cliSnippet(s.version));
+  });
+
+  it('every 2.x containerd gets the 2.x snippet (the version in the header aside)', () => {
+    const s = docSnippets().find((x) => x.family === '2.x')!;
+    for (const version of ['2.1', '2.2', '2.3']) expect(cliSnippet(version).split(`containerd ${version} `).join(`containerd ${s.version} `)).toBe(s.block);
   });
 });
