@@ -22,7 +22,7 @@ import {
 import { JOIN_ORDER, NAMESPACES } from '../spec/namespaces';
 import { rlimitNumber, rlimitValue } from '../spec/rlimits';
 import type { Capabilities, Hook, IdMapping, Mount, NamespaceType, Process, Rlimit, Spec } from '../spec/types';
-import { SECCOMP_FLAGS, cleanContainerPath, hostLsm, sysctlKeyToPath } from '../spec/validate';
+import { SECCOMP_FLAGS, cleanContainerPath, sysctlKeyToPath } from '../spec/validate';
 import type { InitPlan, PlanCaps, PlanDevice, PlanHook, PlanMount, PlanRlimit } from './plan-types';
 
 /** What the plan builders read from the host; injectable for tests. */
@@ -40,8 +40,6 @@ export interface HostProbe {
   /** "dev:ino" of a namespace file, or undefined when it cannot be stat'ed. */
   nsId(p: string): string | undefined;
   geteuid(): number;
-  /** Whether SELinux is enabled (linux.mountLabel only applies then, as in runc). */
-  selinuxEnabled(): boolean;
 }
 
 const CGROUP2_SUPER_MAGIC = 0x63677270;
@@ -80,7 +78,6 @@ export const hostProbe: HostProbe = {
     }
   },
   geteuid: () => process.geteuid?.() ?? 0,
-  selinuxEnabled: () => hostLsm().selinux,
 };
 
 export interface CreatePlanContext {
@@ -467,11 +464,12 @@ const UNLABELED_FSTYPES = new Set(['bind', 'proc', 'sysfs', 'cgroup', 'cgroup2']
 
 /**
  * runc's label.FormatMountLabel: `context="<label>"` appended to the data of every mount
- * but binds, proc, sysfs and cgroup (tmpfs, devpts, mqueue, ...). Only with SELinux
- * enabled; without it runc ignores mountLabel, and so do we.
+ * but binds, proc, sysfs and cgroup (tmpfs, devpts, mqueue, ...). Like runc this does not
+ * look at the host: create refuses a mountLabel without SELinux beforehand
+ * (checkSecurityModules), and the kernel would refuse the option.
  */
-export function labelMounts(mounts: PlanMount[], mountLabel: string | undefined, selinux: boolean): void {
-  if (!mountLabel || !selinux) return;
+export function labelMounts(mounts: PlanMount[], mountLabel: string | undefined): void {
+  if (!mountLabel) return;
   for (const m of mounts) {
     if (m.flags & MS_BIND || UNLABELED_FSTYPES.has(m.fstype)) continue;
     const ctx = `context="${mountLabel}"`;
@@ -551,7 +549,7 @@ export function buildCreatePlan(spec: Spec, ctx: CreatePlanContext): InitPlan {
   }
 
   const mp = planMounts(spec, ctx, probe);
-  labelMounts(mp.mounts, linux.mountLabel, probe.selinuxEnabled());
+  labelMounts(mp.mounts, linux.mountLabel);
   const devices = mp.setupDev ? planDevices(spec, hasUserNs || probe.runningInUserNs()) : [];
   const symlinks: [string, string][] = [...mp.symlinks];
   if (mp.setupDev) {

@@ -341,16 +341,15 @@ export function checkProcessSecurityModules(proc: Process, field = 'process', ls
 }
 
 /**
- * As checkProcessSecurityModules. linux.mountLabel is ignored without SELinux, as runc
- * does (go-selinux's FormatMountLabel adds nothing then); with SELinux it goes into the
- * mount data as context="<label>", which cannot hold a double quote.
+ * As checkProcessSecurityModules, plus linux.mountLabel: it goes into the mount data as
+ * context="<label>" (runc 1.1 adds it whether or not SELinux is enabled, and its first
+ * tmpfs mount then fails with EINVAL: refused here instead, before anything is created).
  */
 export function checkSecurityModules(spec: Spec, lsm: HostLsm = hostLsm()): void {
   if (spec.process) checkProcessSecurityModules(spec.process, 'process', lsm);
   const label = spec.linux?.mountLabel;
-  if (label && lsm.selinux && /["\n]/.test(label)) {
-    throw bad('linux.mountLabel', label, 'must not contain a double quote or a newline');
-  }
+  if (label && !lsm.selinux) throw bad('linux.mountLabel', label, 'selinux is not enabled on this host');
+  if (label && /["\n]/.test(label)) throw bad('linux.mountLabel', label, 'must not contain a double quote or a newline');
 }
 
 // ---------------------------------------------------------------------------------------

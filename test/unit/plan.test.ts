@@ -283,7 +283,7 @@ describe('LSM fields from the spec', () => {
   });
   afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-  function ctx(selinux: boolean): CreatePlanContext {
+  function ctx(): CreatePlanContext {
     return {
       bundle: tmp,
       execFifo: '/run/vkernel/c1/exec.fifo',
@@ -292,7 +292,7 @@ describe('LSM fields from the spec', () => {
       preserveFds: 0,
       wait: false,
       capLastCap: 40,
-      probe: { cgroup2Unified: () => true, kcoreExists: () => false, runningInUserNs: () => false, geteuid: () => 0, selinuxEnabled: () => selinux },
+      probe: { cgroup2Unified: () => true, kcoreExists: () => false, runningInUserNs: () => false, geteuid: () => 0 },
     };
   }
 
@@ -312,7 +312,7 @@ describe('LSM fields from the spec', () => {
       m('bind', '', MS_BIND | MS_REC),
       { ...m('', ''), fstype: '', flags: MS_BIND },
     ];
-    labelMounts(mounts, LABEL, true);
+    labelMounts(mounts, LABEL);
     expect(mounts.map((x) => x.data)).toEqual([
       `mode=755,size=65536k,context="${LABEL}"`,
       `context="${LABEL}"`,
@@ -326,11 +326,10 @@ describe('LSM fields from the spec', () => {
     ]);
   });
 
-  test('labelMounts: nothing without SELinux or without a label (runc ignores mountLabel then)', () => {
+  test('labelMounts: nothing without a label', () => {
     const mounts = [m('tmpfs', 'mode=755')];
-    labelMounts(mounts, LABEL, false);
-    labelMounts(mounts, undefined, true);
-    labelMounts(mounts, '', true);
+    labelMounts(mounts, undefined);
+    labelMounts(mounts, '');
     expect(mounts[0].data).toBe('mode=755');
   });
 
@@ -339,7 +338,7 @@ describe('LSM fields from the spec', () => {
     s.process!.apparmorProfile = 'docker-default';
     s.process!.selinuxLabel = 'system_u:system_r:container_t:s0:c1,c2';
     s.linux!.mountLabel = LABEL;
-    const plan = buildCreatePlan(s, ctx(true));
+    const plan = buildCreatePlan(s, ctx());
     expect(plan.apparmorProfile).toBe('docker-default');
     expect(plan.selinuxLabel).toBe('system_u:system_r:container_t:s0:c1,c2');
     const data = Object.fromEntries(plan.mounts.map((x) => [x.destination, x.data]));
@@ -356,9 +355,7 @@ describe('LSM fields from the spec', () => {
     expect(recs.filter((r) => r[0] === 'apparmor_profile')).toEqual([['apparmor_profile', 'docker-default']]);
     expect(recs.find((r) => r[0] === 'mount' && r[2] === '/dev/mqueue')?.[6]).toBe(`context="${LABEL}"`);
 
-    const off = buildCreatePlan(s, ctx(false));
-    expect(off.mounts.some((x) => x.data.includes('context='))).toBe(false);
-    const plain = buildCreatePlan(defaultSpec({}), ctx(true));
+    const plain = buildCreatePlan(defaultSpec({}), ctx());
     expect(plain.apparmorProfile).toBeUndefined();
     expect(plain.selinuxLabel).toBeUndefined();
     expect(plain.mounts.some((x) => x.data.includes('context='))).toBe(false);

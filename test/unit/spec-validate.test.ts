@@ -280,13 +280,14 @@ describe('security modules', () => {
     expectInvalid(() => checkProcessSecurityModules(p, 'process', none), 'process.apparmorProfile');
   });
 
-  test('linux.mountLabel is ignored without selinux (as runc), checked for quotes with it', () => {
+  test('linux.mountLabel: refused without selinux (runc 1.1 fails its first tmpfs mount), quotes refused with it', () => {
     const s = base();
     s.linux!.mountLabel = 'system_u:object_r:container_file_t:s0';
-    expect(() => checkSecurityModules(s, none)).not.toThrow();
+    const e = expectInvalid(() => checkSecurityModules(s, none), 'linux.mountLabel');
+    expect(e.message).toBe('linux.mountLabel: selinux is not enabled on this host (got "system_u:object_r:container_file_t:s0")');
+    expect(() => checkSecurityModules(s, { apparmor: true, selinux: false })).toThrow(InvalidArgumentError);
     expect(() => checkSecurityModules(s, { apparmor: false, selinux: true })).not.toThrow();
     s.linux!.mountLabel = 'system_u:object_r:x_t:s0" ,size=1';
-    expect(() => checkSecurityModules(s, none)).not.toThrow();
     expectInvalid(() => checkSecurityModules(s, { apparmor: false, selinux: true }), 'linux.mountLabel');
   });
 });
