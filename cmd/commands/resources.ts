@@ -4,7 +4,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { Container } from '../../runtime/container/container';
 import { pause, resume } from '../../runtime/container/pause';
 import { stats } from '../../runtime/container/stats';
-import { update } from '../../runtime/container/update';
+import { update, updateAnnotations } from '../../runtime/container/update';
 import { InvalidArgumentError } from '../../runtime/errors';
 import type { LinuxResources } from '../../runtime/spec/types';
 import { action, contextFrom, type GlobalArgs } from '../context';
@@ -46,7 +46,7 @@ const UPDATE_FLAGS = {
   'blkio-weight': 'block IO weight (10-1000)',
 } as const;
 
-type UpdateArgs = IdArgs & { resources?: string } & Partial<Record<keyof typeof UPDATE_FLAGS, string>>;
+type UpdateArgs = IdArgs & { resources?: string; annotation?: string[] } & Partial<Record<keyof typeof UPDATE_FLAGS, string>>;
 
 /** runc 1.1 spells it --cpu-share; both are accepted. */
 const UPDATE_ALIASES: Partial<Record<keyof typeof UPDATE_FLAGS, string>> = { 'cpu-shares': 'cpu-share' };
@@ -62,6 +62,12 @@ export const updateCommand: CommandModule<GlobalArgs, UpdateArgs> = {
       // (`--resources - <id>` would take "-" as the id).
       nargs: 1,
       describe: 'a LinuxResources JSON file, or - for stdin',
+    }).option('annotation', {
+      type: 'string',
+      array: true,
+      // one value per flag: `--annotation a=b <id>` must leave the id alone
+      nargs: 1,
+      describe: 'vkernel extension: set an io.vkernel.* annotation (KEY=VALUE, repeatable; KEY= removes it); the policy applies live',
     });
     for (const [name, describe] of Object.entries(UPDATE_FLAGS)) {
       const alias = UPDATE_ALIASES[name as keyof typeof UPDATE_FLAGS];
@@ -70,9 +76,29 @@ export const updateCommand: CommandModule<GlobalArgs, UpdateArgs> = {
     return b as Argv<UpdateArgs>;
   },
   handler: action(async (argv: UpdateArgs) => {
-    await update(contextFrom(argv), argv.id, resourcesFromArgs(argv));
+    const ctx = contextFrom(argv);
+    const annotations = annotationsFromArgs(argv.annotation);
+    const resources = resourcesFromArgs(argv);
+    // Annotations first: a bad value leaves the limits alone too.
+    if (annotations) {
+      const { deferred } = await updateAnnotations(ctx, argv.id, annotations);
+      for (const d of deferred) process.stderr.write(`vkernel update: ${d}\n`);
+    }
+    if (!annotations || Object.keys(resources).length > 0) await update(ctx, argv.id, resources);
   }),
 };
+
+/** --annotation KEY=VALUE (repeatable) as a map; undefined without the flag. */
+export function annotationsFromArgs(list: string[] | string | undefined): Record<string, string> | undefined {
+  if (list === undefined) return undefined;
+  const out: Record<string, string> = {};
+  for (const item of Array.isArray(list) ? list : [list]) {
+    const eq = String(item).indexOf('=');
+    if (eq <= 0) throw new InvalidArgumentError(`--annotation: expected KEY=VALUE (got ${JSON.stringify(item)})`, 'annotation');
+    out[String(item).slice(0, eq).trim()] = String(item).slice(eq + 1).trim();
+  }
+  return out;
+}
 
 /** --resources gives the whole object; the flags then override single fields, as runc does. */
 export function resourcesFromArgs(argv: UpdateArgs): LinuxResources {

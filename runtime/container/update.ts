@@ -5,7 +5,9 @@ import type { LinuxResources } from '../spec/types';
 import { writeFileAtomic } from '../state/atomic';
 import * as path from 'node:path';
 import * as fs from 'node:fs';
-import { updateView } from '../vkernel/view';
+import { InvalidArgumentError } from '../errors';
+import { ANNOTATION_PREFIX, ANNOTATIONS, parseViewPolicy, unknownVkernelAnnotations, type ViewPolicy } from '../vkernel/policy';
+import { updateView, viewStatus } from '../vkernel/view';
 import { Container } from './container';
 import { viewDir } from './view-dir';
 
@@ -19,6 +21,54 @@ export async function update(ctx: RuntimeContext, id: string, resources: LinuxRe
   writeFileAtomic(path.join(ctx.store.dir(id), 'config.json'), JSON.stringify(spec));
   // FUSE views read the cgroup live; snapshot files are rewritten here.
   if (fs.existsSync(viewDir(ctx.store, id))) await updateView(viewDir(ctx.store, id));
+}
+
+export interface AnnotationUpdate {
+  /** The policy now stored (and, where the container has a view, in force). */
+  policy: ViewPolicy;
+  /** Parts of the change that only a restart applies (the caller prints or logs them). */
+  deferred: string[];
+}
+
+/**
+ * vkernel extension of update: changes `io.vkernel.*` annotations of a live container. The
+ * merged annotations are validated as create does (a bad value names the annotation and the
+ * value), stored in config.json (atomically) and the new policy is applied from the next
+ * read or call: the view's files and the syscall agent read the same vkfs.conf. An empty
+ * value removes the annotation (its default applies). Other annotations are refused.
+ */
+export async function updateAnnotations(ctx: RuntimeContext, id: string, change: Record<string, string>): Promise<AnnotationUpdate> {
+  for (const key of Object.keys(change)) {
+    if (!key.startsWith(ANNOTATION_PREFIX)) {
+      throw new InvalidArgumentError(`--annotation ${key}: only ${ANNOTATION_PREFIX}* annotations can be changed on a live container`, 'annotation');
+    }
+  }
+  const typos = unknownVkernelAnnotations(change);
+  if (typos.length) {
+    throw new InvalidArgumentError(`--annotation ${typos[0]}: unknown vkernel annotation; known: ${Object.values(ANNOTATIONS).join(', ')}`, 'annotation');
+  }
+  const container = Container.load(ctx.store, id, ctx.sys);
+  await container.require('update');
+  const spec = container.spec();
+  const annotations: Record<string, string> = { ...(spec.annotations ?? {}) };
+  for (const [k, v] of Object.entries(change)) {
+    if (v === '') delete annotations[k];
+    else annotations[k] = v;
+  }
+  const before = parseViewPolicy(spec.annotations);
+  const policy = parseViewPolicy(annotations); // throws before anything is written
+  spec.annotations = annotations;
+  writeFileAtomic(path.join(ctx.store.dir(id), 'config.json'), JSON.stringify(spec));
+  const deferred: string[] = [];
+  const dir = viewDir(ctx.store, id);
+  const live = fs.existsSync(dir) && viewStatus(dir).mode !== 'stopped' && viewStatus(dir).mode !== 'off';
+  if (fs.existsSync(dir)) await updateView(dir, { policy });
+  if (!live && policy.view) deferred.push(`${ANNOTATIONS.view}=on: the container was created without a view; it applies at the next create`);
+  if (policy.mode !== before.mode) deferred.push(`${ANNOTATIONS.mode}: the syscall mechanism is chosen at create; it applies at the next create`);
+  if (before.syscalls.length === 0 && policy.syscalls.length > 0) {
+    deferred.push(`${ANNOTATIONS.syscalls}: the container was created with none (no filter); it applies at the next create`);
+  }
+  return { policy, deferred };
 }
 
 /** Field-wise merge, one level deep per controller, as runc's update does. */

@@ -5,6 +5,8 @@
 //   io.vkernel.files     comma list of VIEW_FILES, or "all"   default all
 //   io.vkernel.mode      auto | notify | ptrace | preload | off   default auto
 //                        (the syscall layer's mechanism; only parsed and validated here)
+//   io.vkernel.syscalls  all | none | comma list of VIRTUAL_SYSCALLS   default all
+//                        (which calls the syscall layer answers; the rest pass through)
 //
 // The rules behind each value are in docs/vkernel-view.md.
 import { InvalidArgumentError } from '../errors';
@@ -15,7 +17,12 @@ export const ANNOTATIONS = {
   cpuRule: 'io.vkernel.cpu-rule',
   files: 'io.vkernel.files',
   mode: 'io.vkernel.mode',
+  syscalls: 'io.vkernel.syscalls',
 } as const;
+
+/** The syscalls the syscall layer can answer (docs/vkernel-syscalls.md). */
+export const VIRTUAL_SYSCALLS = ['sysinfo', 'sched_getaffinity'] as const;
+export type VirtualSyscall = (typeof VIRTUAL_SYSCALLS)[number];
 
 export const CPU_RULES = ['cpuset', 'quota', 'min'] as const;
 export type CpuRule = (typeof CPU_RULES)[number];
@@ -49,6 +56,8 @@ export interface ViewPolicy {
   files: ViewFile[];
   /** Syscall-layer mechanism (not used by the file view). */
   mode: SyscallMode;
+  /** The syscalls the layer answers, in VIRTUAL_SYSCALLS order (empty: none). */
+  syscalls: VirtualSyscall[];
 }
 
 export const DEFAULT_POLICY: Readonly<ViewPolicy> = Object.freeze({
@@ -56,6 +65,7 @@ export const DEFAULT_POLICY: Readonly<ViewPolicy> = Object.freeze({
   cpuRule: 'min',
   files: [...VIEW_FILES],
   mode: 'auto',
+  syscalls: [...VIRTUAL_SYSCALLS],
 });
 
 /** Path spellings accepted in io.vkernel.files besides the short names. */
@@ -96,10 +106,28 @@ export function parseFiles(raw: string, key: string = ANNOTATIONS.files): ViewFi
   return VIEW_FILES.filter((f) => set.has(f));
 }
 
+/** io.vkernel.syscalls: "all", "none", or a comma list of VIRTUAL_SYSCALLS. */
+export function parseSyscalls(raw: string, key: string = ANNOTATIONS.syscalls): VirtualSyscall[] {
+  const items = raw
+    .split(',')
+    .map((s) => s.trim().toLowerCase())
+    .filter((s) => s !== '');
+  const known = `known: all, none, ${VIRTUAL_SYSCALLS.join(', ')}`;
+  if (items.length === 0) throw invalid(key, raw, `is empty: list syscalls, or use "all" or "none"`);
+  if (items.length === 1 && items[0] === 'none') return [];
+  const set = new Set<VirtualSyscall>();
+  for (const item of items) {
+    if (item === 'all') VIRTUAL_SYSCALLS.forEach((c) => set.add(c));
+    else if ((VIRTUAL_SYSCALLS as readonly string[]).includes(item)) set.add(item as VirtualSyscall);
+    else throw invalid(key, raw, `unknown syscall ${JSON.stringify(item)}${item === 'none' ? ' ("none" goes alone)' : ''}; ${known}`);
+  }
+  return VIRTUAL_SYSCALLS.filter((c) => set.has(c));
+}
+
 /** The policy from a container's annotations; missing keys take DEFAULT_POLICY. */
 export function parseViewPolicy(annotations: Record<string, string> | undefined = {}): ViewPolicy {
   const a = annotations ?? {};
-  const p: ViewPolicy = { ...DEFAULT_POLICY, files: [...DEFAULT_POLICY.files] };
+  const p: ViewPolicy = { ...DEFAULT_POLICY, files: [...DEFAULT_POLICY.files], syscalls: [...DEFAULT_POLICY.syscalls] };
   const get = (k: string): string | undefined => (typeof a[k] === 'string' ? a[k] : undefined);
   const view = get(ANNOTATIONS.view);
   if (view !== undefined) p.view = oneOf(ANNOTATIONS.view, view, ['on', 'off'] as const) === 'on';
@@ -109,6 +137,8 @@ export function parseViewPolicy(annotations: Record<string, string> | undefined 
   if (files !== undefined) p.files = parseFiles(files);
   const mode = get(ANNOTATIONS.mode);
   if (mode !== undefined) p.mode = oneOf(ANNOTATIONS.mode, mode, SYSCALL_MODES);
+  const syscalls = get(ANNOTATIONS.syscalls);
+  if (syscalls !== undefined) p.syscalls = parseSyscalls(syscalls);
   return p;
 }
 
@@ -126,5 +156,13 @@ export function policyToAnnotations(p: ViewPolicy): Record<string, string> {
     [ANNOTATIONS.cpuRule]: p.cpuRule,
     [ANNOTATIONS.files]: all ? 'all' : p.files.join(','),
     [ANNOTATIONS.mode]: p.mode,
+    [ANNOTATIONS.syscalls]: syscallsValue(p.syscalls),
   };
+}
+
+/** The io.vkernel.syscalls value (and vkfs.conf / agent metadata value) for a list. */
+export function syscallsValue(list: readonly VirtualSyscall[] | undefined): string {
+  const l = list ?? VIRTUAL_SYSCALLS;
+  if (l.length === 0) return 'none';
+  return VIRTUAL_SYSCALLS.every((c) => l.includes(c)) ? 'all' : l.join(',');
 }

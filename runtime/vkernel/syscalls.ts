@@ -19,7 +19,7 @@ import type { InitPlan, PlanMount } from '../init/plan-types';
 import { buildPath } from '../paths';
 import { spawnReady } from './spawn-ready';
 import { MS_BIND, MS_NODEV, MS_NOSUID, MS_RDONLY } from '../spec/mount-options';
-import type { ViewPolicy } from './policy';
+import { syscallsValue, type ViewPolicy } from './policy';
 import { sha256Hex } from '../hash';
 
 export const SOCKET = 'vkagent.sock';
@@ -193,6 +193,8 @@ export interface ModeSelection {
 export function selectSyscallMode(policy: ViewPolicy, checks: Record<LayerMode, ModeCheck>): ModeSelection {
   if (!policy.view) return { modes: [], reason: 'view off', degraded: false };
   if (policy.mode === 'off') return { modes: [], reason: 'io.vkernel.mode=off', degraded: false };
+  // Nothing to answer: no filter at all (turning syscalls on later takes a restart, as the view).
+  if (policy.syscalls && policy.syscalls.length === 0) return { modes: [], reason: 'io.vkernel.syscalls=none', degraded: false };
   const why = (m: LayerMode) => `${m}: ${checks[m].reason}`;
   if (policy.mode !== 'auto') {
     const m = policy.mode;
@@ -223,7 +225,7 @@ export function ensureFilterFile(root: string, kind: 'notify' | 'trace' = 'notif
 export function agentMetadata(opts: { id: string; policy: ViewPolicy; viewConf?: string }): string {
   const kv: string[] = [];
   if (opts.viewConf) kv.push(`conf=${opts.viewConf}`);
-  kv.push(`view=${opts.policy.view ? 'on' : 'off'}`, `rule=${opts.policy.cpuRule}`, `id=${opts.id}`);
+  kv.push(`view=${opts.policy.view ? 'on' : 'off'}`, `rule=${opts.policy.cpuRule}`, `syscalls=${syscallsValue(opts.policy.syscalls)}`, `id=${opts.id}`);
   return kv.map((s) => s.replace(/[;"\\\n]/g, '_')).join(';');
 }
 

@@ -21,7 +21,7 @@ import { native } from '../native';
 import { buildPath } from '../paths';
 import { spawnReady } from './spawn-ready';
 import { MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY } from '../spec/mount-options';
-import { VIEW_FILES, type ViewFile, type ViewPolicy } from './policy';
+import { syscallsValue, VIEW_FILES, type ViewFile, type ViewPolicy } from './policy';
 
 export type ViewMode = 'fuse' | 'snapshot' | 'off';
 
@@ -122,6 +122,8 @@ export function renderConfig(c: ConfigInput): string {
   put('view', c.policy.view ? 'on' : 'off');
   put('cpu_rule', c.policy.cpuRule);
   put('files', c.policy.files.length ? c.policy.files.join(',') : 'none');
+  // Read by the syscall agent (vkfs ignores it); a record from before the key means all.
+  put('syscalls', syscallsValue(c.policy.syscalls));
   const g = c.cgroup;
   put('cgroup_mode', g.mode);
   for (const role of ROLES) {

@@ -5,6 +5,8 @@
 // its own ShimContainer; deleting one leaves the others alone.
 import * as path from 'node:path';
 import type { SharedAgent } from '../../runtime/vkernel/syscalls';
+import { updateAnnotations } from '../../runtime/container/update';
+import { ANNOTATION_PREFIX } from '../../runtime/vkernel/policy';
 import { makeContext, NotFoundError, NotImplementedError, AlreadyExistsError, InvalidArgumentError } from '../../runtime';
 import { validateContainerId } from '../../runtime/spec/validate';
 import { trace } from '../../runtime/trace';
@@ -211,9 +213,19 @@ export class TaskService {
 
   async update(req: Req<'UpdateTaskRequest'>): Promise<Empty> {
     const c = this.#container(req.id);
-    const resources = decodeResources(req.resources);
-    if (Object.keys(req.annotations ?? {}).length > 0) c.env.log.debug('update: annotations are accepted and ignored');
-    await c.init.update(resources);
+    // io.vkernel.* annotations change the container's vkernel policy live (view, files, cpu
+    // rule, syscalls: runtime/container/update.ts updateAnnotations); others are ignored.
+    // An Update may carry annotations alone; the resources are checked before either applies.
+    const all = req.annotations ?? {};
+    const vk = Object.fromEntries(Object.entries(all).filter(([k]) => k.startsWith(ANNOTATION_PREFIX)));
+    const withPolicy = Object.keys(vk).length > 0;
+    const resources = req.resources || !withPolicy ? decodeResources(req.resources) : undefined;
+    if (Object.keys(all).length > Object.keys(vk).length) c.env.log.debug('update: annotations other than io.vkernel.* are ignored');
+    if (withPolicy) {
+      const { deferred } = await updateAnnotations(c.env.ctx, c.id, vk);
+      for (const d of deferred) c.env.log.warn(`update ${c.id}: ${d}`);
+    }
+    if (resources) await c.init.update(resources);
     return {};
   }
 

@@ -366,6 +366,106 @@ describeIf(ok)('vkernel acceptance (CLI): sysinfo() agrees with the view', () =>
     }));
 });
 
+// ---- live policy (vkernel update --annotation), per-syscall policy, affinity by pid ----
+
+/** MemTotal of /proc/meminfo, sysinfo's totalram and sched_getaffinity's count, read in the container. */
+const POLICY_PROBE = "echo meminfo=$(busybox awk '/^MemTotal:/{print $2}' /proc/meminfo); /vktest sysinfo; echo nproc=$(/vktest nproc)";
+
+describeIf(ok)('vkernel acceptance (CLI): policy changes on a running container', () => {
+  it('vkernel update --annotation io.vkernel.view=off shows the host on the next read (files and syscalls), =on the limits again', () =>
+    withLeakCheck(async () => {
+      const b = await makeBundle({ args: ['/vktest', 'sleep', '120'], mutate: (s) => void (s.linux!.resources = { ...s.linux!.resources, ...LIMITS }) });
+      await runRuntimeOk(['run', '--detach', '--bundle', b.dir, b.id]);
+      const probe = async () => parseKeyValues((await runRuntimeOk(['exec', b.id, '/bin/sh', '-c', POLICY_PROBE])).stdout);
+      const virtual = { meminfo: '262144', totalram: String(256 * MiB), nproc: '1' };
+      const host = { meminfo: String(hostMemKiB()), totalram: String(os.totalmem()), nproc: String(HOST_CPUS) };
+      expect(await probe()).toMatchObject(virtual);
+      await runRuntimeOk(['update', '--annotation', 'io.vkernel.view=off', b.id]);
+      expect(await probe()).toMatchObject(host);
+      const stored = JSON.parse(fs.readFileSync(path.join(stateDir(b.id), 'config.json'), 'utf8'));
+      expect(stored.annotations['io.vkernel.view']).toBe('off');
+      await runRuntimeOk(['update', '--annotation', 'io.vkernel.view=on', b.id]);
+      expect(await probe()).toMatchObject(virtual);
+      // A bad value is refused before anything changes, naming the annotation and the value.
+      const bad = await runRuntime(['update', '--annotation', 'io.vkernel.syscalls=sysinfo,uname', b.id]);
+      expect(bad.code).not.toBe(0);
+      expect(bad.stderr).toContain('annotation io.vkernel.syscalls');
+      expect(bad.stderr).toContain('sysinfo,uname');
+      expect(bad.stderr).toMatch(/unknown syscall \\*"uname/);
+      const typo = await runRuntime(['update', '--annotation', 'io.vkernel.veiw=off', b.id]);
+      expect(typo.code).not.toBe(0);
+      expect(typo.stderr).toContain('io.vkernel.veiw');
+      expect(JSON.parse(fs.readFileSync(path.join(stateDir(b.id), 'config.json'), 'utf8')).annotations['io.vkernel.syscalls']).toBeUndefined();
+      expect(await probe()).toMatchObject(virtual);
+      await runRuntimeOk(['delete', '--force', b.id]);
+    }));
+
+  it('io.vkernel.syscalls picks the virtualized syscalls, at create and live; the others answer as the host', () =>
+    withLeakCheck(async () => {
+      const b = await makeBundle({
+        args: ['/vktest', 'sleep', '120'],
+        mutate: (s) => {
+          s.linux!.resources = { ...s.linux!.resources, ...LIMITS };
+          s.annotations = { ...(s.annotations ?? {}), 'io.vkernel.syscalls': 'sysinfo' };
+        },
+      });
+      await runRuntimeOk(['run', '--detach', '--bundle', b.dir, b.id]);
+      const probe = async () => parseKeyValues((await runRuntimeOk(['exec', b.id, '/bin/sh', '-c', POLICY_PROBE])).stdout);
+      expect(await probe()).toMatchObject({ meminfo: '262144', totalram: String(256 * MiB), nproc: String(HOST_CPUS) });
+      await runRuntimeOk(['update', '--annotation', 'io.vkernel.syscalls=sched_getaffinity', b.id]);
+      expect(await probe()).toMatchObject({ meminfo: '262144', totalram: String(os.totalmem()), nproc: '1' });
+      await runRuntimeOk(['update', '--annotation', 'io.vkernel.syscalls=all', b.id]);
+      expect(await probe()).toMatchObject({ meminfo: '262144', totalram: String(256 * MiB), nproc: '1' });
+      await runRuntimeOk(['update', '--annotation', 'io.vkernel.syscalls=none', b.id]);
+      expect(await probe()).toMatchObject({ meminfo: '262144', totalram: String(os.totalmem()), nproc: String(HOST_CPUS) });
+      // KEY= removes the annotation: the default (all) again
+      await runRuntimeOk(['update', '--annotation', 'io.vkernel.syscalls=', b.id]);
+      expect(await probe()).toMatchObject({ totalram: String(256 * MiB), nproc: '1' });
+      await runRuntimeOk(['delete', '--force', b.id]);
+    }));
+
+  it('io.vkernel.syscalls=none at create: the syscalls answer as the host (no filter), the files stay virtual', () =>
+    withLeakCheck(async () => {
+      const b = await makeBundle({
+        args: ['/bin/sh', '-c', POLICY_PROBE],
+        mutate: (s) => {
+          s.linux!.resources = { ...s.linux!.resources, ...LIMITS };
+          s.annotations = { ...(s.annotations ?? {}), 'io.vkernel.syscalls': 'none' };
+        },
+      });
+      const r = await runBundle(b);
+      expect(r.code).toBe(0);
+      expect(parseKeyValues(r.stdout)).toMatchObject({ meminfo: '262144', totalram: String(os.totalmem()), nproc: String(HOST_CPUS) });
+    }));
+
+  it('a create with a bad io.vkernel.syscalls fails naming the annotation and the value', async () => {
+    const b = await makeBundle({ args: ['/bin/true'], mutate: (s) => void (s.annotations = { ...(s.annotations ?? {}), 'io.vkernel.syscalls': 'sysinfo;open' }) });
+    const r = await runBundle(b);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('annotation io.vkernel.syscalls');
+    expect(r.stderr).toContain('sysinfo;open');
+  });
+
+  it('python3: sched_getaffinity of its own pid or tid (any thread) is the container\'s; another pid is passed through', () =>
+    withLeakCheck(async () => {
+      const py = [
+        'import os, threading',
+        'n = lambda p: len(os.sched_getaffinity(p))',
+        'print("zero=%d" % n(0))',
+        'print("own_pid=%d" % n(os.getpid()))',
+        'print("own_tid=%d" % n(threading.get_native_id()))',
+        'print("parent=%d" % n(os.getppid()))',
+        'out = {}',
+        'def t(): out["thread_tid"] = n(threading.get_native_id()); out["thread_pid"] = n(os.getpid()); out["tid_differs"] = int(threading.get_native_id() != os.getpid())',
+        'th = threading.Thread(target=t); th.start(); th.join()',
+        'for k, v in sorted(out.items()): print("%s=%d" % (k, v))',
+      ].join('\n');
+      // sh stays pid 1 (the "another pid" case), python3 is its child
+      const kv = await runOk(await hostUsrBundle(['/bin/sh', '-c', `/usr/bin/python3 -c '${py}'; true`], LIMITS));
+      expect(kv).toMatchObject({ zero: '1', own_pid: '1', own_tid: '1', thread_tid: '1', thread_pid: '1', tid_differs: '1', parent: String(HOST_CPUS) });
+    }));
+});
+
 // ---- the supervisor killed under load ----
 
 /**

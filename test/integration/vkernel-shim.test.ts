@@ -1,7 +1,8 @@
 // Issue 6 acceptance through the shim: a container run by containerd 1.6 (`ctr run
 // --runtime io.containerd.vkernel.v2 --cpus 0.5 --memory-limit 256 MiB`) sees its own
 // machine in files (vkfs) and syscalls (vkagent); containerd's Tasks.Update (the shim's
-// Update) to 2 CPUs and 512 MiB shows on the next reads; nothing of the view (FUSE mount,
+// Update) to 2 CPUs and 512 MiB shows on the next reads, and so does a policy change
+// (io.vkernel.* annotations of the same request); nothing of the view (FUSE mount,
 // supervisor, agent, state) is left after delete, also after a SIGKILL of the init.
 //
 // Debian's ctr 1.6 (and 1.7) has no `tasks update`, so the update goes to containerd's own
@@ -42,16 +43,24 @@ function varint(n: number): Buffer {
 
 const field = (no: number, bytes: Buffer): Buffer => Buffer.concat([varint((no << 3) | 2), varint(bytes.length), bytes]);
 
-/** UpdateTaskRequest { container_id = 1; google.protobuf.Any resources = 2 } with OCI LinuxResources JSON. */
-function updateTaskRequest(id: string, resources: object): Buffer {
-  const any = Buffer.concat([
-    field(1, Buffer.from('types.containerd.io/opencontainers/runtime-spec/1/LinuxResources')),
-    field(2, Buffer.from(JSON.stringify(resources))),
-  ]);
-  return Buffer.concat([field(1, Buffer.from(id)), field(2, any)]);
+/**
+ * UpdateTaskRequest { container_id = 1; google.protobuf.Any resources = 2; map<string, string>
+ * annotations = 3 } with OCI LinuxResources JSON; either part may be left out.
+ */
+function updateTaskRequest(id: string, resources?: object, annotations: Record<string, string> = {}): Buffer {
+  const parts = [field(1, Buffer.from(id))];
+  if (resources) {
+    const any = Buffer.concat([
+      field(1, Buffer.from('types.containerd.io/opencontainers/runtime-spec/1/LinuxResources')),
+      field(2, Buffer.from(JSON.stringify(resources))),
+    ]);
+    parts.push(field(2, any));
+  }
+  for (const [k, v] of Object.entries(annotations)) parts.push(field(3, Buffer.concat([field(1, Buffer.from(k)), field(2, Buffer.from(v))])));
+  return Buffer.concat(parts);
 }
 
-async function tasksUpdate(cd: TestContainerd, id: string, resources: object): Promise<void> {
+async function tasksUpdate(cd: TestContainerd, id: string, resources?: object, annotations?: Record<string, string>): Promise<void> {
   const client = new grpc.Client(`unix://${cd.address}`, grpc.credentials.createInsecure());
   const md = new grpc.Metadata();
   md.set('containerd-namespace', cd.namespace);
@@ -61,7 +70,7 @@ async function tasksUpdate(cd: TestContainerd, id: string, resources: object): P
         '/containerd.services.tasks.v1.Tasks/Update',
         (b: Buffer) => b,
         (b: Buffer) => b,
-        updateTaskRequest(id, resources),
+        updateTaskRequest(id, resources, annotations),
         md,
         { deadline: Date.now() + 30_000 },
         (err) => (err ? reject(err) : resolve()),
@@ -162,6 +171,37 @@ describeIf(ok)('vkernel view through the shim (containerd 1.6, ctr)', () => {
     await tasksUpdate(env.cd, id, { cpu: { quota: 50000, period: 100000 } });
     expect(await probe(env, id)).toMatchObject({ nproc: '1', online: '0', processors: '1', meminfo: '524288' });
 
+    await removeContainer(env.cd, id);
+    await expectNothingLeft(id, pids);
+  });
+
+  it('Tasks.Update with io.vkernel.view=off: the next reads show the host (files and syscalls); =on the limits again', async () => {
+    const id = 'vk-policy';
+    await env.cd.ctrOk(env.runArgs(id, ['sleep', '600'], ['-d', '--cpus', '0.5', '--memory-limit', String(256 * MiB)]));
+    await waitStatus(env.cd, id, 'RUNNING');
+    const pids = [...supervisor(id), ...podAgent()];
+    const hostKiB = Number(/^MemTotal:\s+(\d+) kB$/m.exec(fs.readFileSync('/proc/meminfo', 'utf8'))![1]);
+    const virtual = { meminfo: '262144', totalram: String(256 * MiB), vknproc: '1', online: '0' };
+    expect(await probe(env, id)).toMatchObject(virtual);
+    // annotations alone (no resources): containerd forwards them to the shim's Update
+    await tasksUpdate(env.cd, id, undefined, { 'io.vkernel.view': 'off' });
+    expect(await probe(env, id)).toMatchObject({
+      meminfo: String(hostKiB),
+      totalram: String(os.totalmem()),
+      vknproc: String(os.cpus().length),
+      online: `0-${os.cpus().length - 1}`,
+    });
+    const stored = JSON.parse(fs.readFileSync(path.join(env.stateRoot, id, 'config.json'), 'utf8'));
+    expect(stored.annotations['io.vkernel.view']).toBe('off');
+    // with resources in the same request: both apply
+    await tasksUpdate(env.cd, id, { memory: { limit: 512 * MiB } }, { 'io.vkernel.view': 'on' });
+    expect(await probe(env, id)).toMatchObject({ ...virtual, meminfo: '524288', totalram: String(512 * MiB) });
+    // per syscall: sched_getaffinity alone
+    await tasksUpdate(env.cd, id, undefined, { 'io.vkernel.syscalls': 'sched_getaffinity' });
+    expect(await probe(env, id)).toMatchObject({ meminfo: '524288', totalram: String(os.totalmem()), vknproc: '1' });
+    // a bad value is refused (InvalidArgument through containerd) and changes nothing
+    await expect(tasksUpdate(env.cd, id, undefined, { 'io.vkernel.syscalls': 'uname' })).rejects.toThrow(/io.vkernel.syscalls/);
+    expect(await probe(env, id)).toMatchObject({ totalram: String(os.totalmem()), vknproc: '1' });
     await removeContainer(env.cd, id);
     await expectNothingLeft(id, pids);
   });

@@ -9,6 +9,9 @@ import {
   ANNOTATIONS,
   DEFAULT_POLICY,
   VIEW_FILES,
+  VIRTUAL_SYSCALLS,
+  parseSyscalls,
+  syscallsValue,
   parseViewPolicy,
   policyToAnnotations,
   unknownVkernelAnnotations,
@@ -27,7 +30,7 @@ function errorOf(fn: () => unknown): InvalidArgumentError {
 
 describe('parseViewPolicy', () => {
   it('defaults: view on, min rule, every file, mode auto', () => {
-    expect(parseViewPolicy(undefined)).toEqual({ view: true, cpuRule: 'min', files: [...VIEW_FILES], mode: 'auto' });
+    expect(parseViewPolicy(undefined)).toEqual({ view: true, cpuRule: 'min', files: [...VIEW_FILES], mode: 'auto', syscalls: [...VIRTUAL_SYSCALLS] });
     expect(parseViewPolicy({ 'org.other': 'x' })).toEqual(DEFAULT_POLICY);
   });
 
@@ -37,8 +40,9 @@ describe('parseViewPolicy', () => {
       [ANNOTATIONS.cpuRule]: 'quota',
       [ANNOTATIONS.files]: 'meminfo, cpuinfo,sys-cpu',
       [ANNOTATIONS.mode]: 'notify',
+      [ANNOTATIONS.syscalls]: 'sched_getaffinity',
     });
-    expect(p).toEqual({ view: false, cpuRule: 'quota', files: ['cpuinfo', 'meminfo', 'sys-cpu'], mode: 'notify' });
+    expect(p).toEqual({ view: false, cpuRule: 'quota', files: ['cpuinfo', 'meminfo', 'sys-cpu'], mode: 'notify', syscalls: ['sched_getaffinity'] });
   });
 
   it('accepts upper case, spaces, "all", duplicates and path spellings', () => {
@@ -59,6 +63,9 @@ describe('parseViewPolicy', () => {
     [ANNOTATIONS.mode, 'seccomp', 'must be one of auto, notify, ptrace, preload, off'],
     [ANNOTATIONS.files, 'meminfo,slabinfo', 'unknown file "slabinfo"'],
     [ANNOTATIONS.files, ' , ', 'is empty'],
+    [ANNOTATIONS.syscalls, 'sysinfo,uname', 'unknown syscall "uname"; known: all, none, sysinfo, sched_getaffinity'],
+    [ANNOTATIONS.syscalls, 'none,sysinfo', 'unknown syscall "none" ("none" goes alone)'],
+    [ANNOTATIONS.syscalls, '', 'is empty'],
   ])('rejects %s=%s naming the annotation and the value', (key, value, why) => {
     const e = errorOf(() => parseViewPolicy({ [key]: value }));
     expect(e.message).toContain(`annotation ${key}`);
@@ -67,7 +74,19 @@ describe('parseViewPolicy', () => {
     expect(e.field).toBe(`annotations.${key}`);
   });
 
+  it('io.vkernel.syscalls: all, none, a list (any order, case, spaces), in VIRTUAL_SYSCALLS order', () => {
+    expect(parseSyscalls('all')).toEqual(['sysinfo', 'sched_getaffinity']);
+    expect(parseSyscalls(' NONE ')).toEqual([]);
+    expect(parseSyscalls('sched_getaffinity, SYSINFO,sysinfo')).toEqual(['sysinfo', 'sched_getaffinity']);
+    expect(syscallsValue([])).toBe('none');
+    expect(syscallsValue(['sysinfo', 'sched_getaffinity'])).toBe('all');
+    expect(syscallsValue(['sched_getaffinity'])).toBe('sched_getaffinity');
+    expect(syscallsValue(undefined)).toBe('all');
+  });
+
   it('round-trips through annotations', () => {
+    const s = parseViewPolicy({ [ANNOTATIONS.syscalls]: 'none' });
+    expect(parseViewPolicy(policyToAnnotations(s))).toEqual(s);
     const p = parseViewPolicy({ [ANNOTATIONS.files]: 'uptime,loadavg', [ANNOTATIONS.cpuRule]: 'cpuset' });
     expect(parseViewPolicy(policyToAnnotations(p))).toEqual(p);
     expect(policyToAnnotations(DEFAULT_POLICY)[ANNOTATIONS.files]).toBe('all');
@@ -113,6 +132,7 @@ describe('renderConfig', () => {
     expect(lines).toContain('view on');
     expect(lines).toContain('cpu_rule min');
     expect(lines).toContain(`files ${VIEW_FILES.join(',')}`);
+    expect(lines).toContain('syscalls all');
     expect(lines).toContain('cgroup_mode v1');
     expect(lines).toContain('cg.cpu /sys/fs/cgroup/cpu,cpuacct/c1');
     expect(lines).toContain('root.cpuacct /sys/fs/cgroup/cpu,cpuacct');

@@ -64,9 +64,10 @@ describe('notifyFilter', () => {
 describe('agent metadata and socket', () => {
   test('flat key=value list; separators and quotes cannot break it', () => {
     expect(agentMetadata({ id: 'c1', policy: { ...DEFAULT_POLICY, cpuRule: 'cpuset' }, viewConf: '/run/x/view/vkfs.conf' })).toBe(
-      'conf=/run/x/view/vkfs.conf;view=on;rule=cpuset;id=c1',
+      'conf=/run/x/view/vkfs.conf;view=on;rule=cpuset;syscalls=all;id=c1',
     );
-    expect(agentMetadata({ id: 'a;b"c', policy: DEFAULT_POLICY })).toBe('view=on;rule=min;id=a_b_c');
+    expect(agentMetadata({ id: 'a;b"c', policy: DEFAULT_POLICY })).toBe('view=on;rule=min;syscalls=all;id=a_b_c');
+    expect(agentMetadata({ id: 'c', policy: { ...DEFAULT_POLICY, syscalls: ['sched_getaffinity'] } })).toBe('view=on;rule=min;syscalls=sched_getaffinity;id=c');
   });
 
   test('a state dir too long for sun_path gets a short socket elsewhere', () => {
@@ -230,6 +231,13 @@ describe('mode selection (injected probe)', () => {
     expect(none.degraded).toBe(true);
     expect(none.reason).toMatch(/notify: .*; ptrace: .*; preload: .*libvkpreload\.so is missing/);
     expect(selectSyscallMode(auto, checkModes(HOST, { traceable: false, listener: true })).modes).toEqual(['preload']);
+  });
+
+  test('io.vkernel.syscalls=none: no mechanism at all, not degraded; a subset keeps the mechanism', () => {
+    const none = parseViewPolicy({ 'io.vkernel.syscalls': 'none' });
+    expect(selectSyscallMode(none, checkModes(HOST))).toEqual({ modes: [], reason: 'io.vkernel.syscalls=none', degraded: false });
+    const one = parseViewPolicy({ 'io.vkernel.syscalls': 'sysinfo' });
+    expect(selectSyscallMode(one, checkModes(HOST)).modes[0]).toBe('notify');
   });
 
   test('forced modes are taken alone, or off with the reason; view off and mode off are not degraded', () => {

@@ -454,7 +454,7 @@ static long status_last(const char *st, const char *key)
 	const char *p = strstr(st, key);
 	if (!p)
 		return 0;
-	const char *e = strchr(p, '\n');
+	const char *e = strchr(p + 1, '\n'); /* key starts with its line's '\n' */
 	if (!e)
 		e = p + strlen(p);
 	const char *q = e;
