@@ -527,7 +527,9 @@ export async function setupSyscallLayer(plan: InitPlan, o: SyscallLayerOptions):
         };
       }
       plan.mounts.push(preloadMount());
-      plan.env = withPreloadEnv(plan.env);
+      plan.env = withPreloadEnv(plan.env).filter((e) => !e.startsWith('VKPRELOAD_SYSCALLS='));
+      // io.vkernel.syscalls, fixed at create for a preloaded process (no agent to re-read it)
+      if (syscallsValue(o.policy.syscalls) !== 'all') plan.env.push(`VKPRELOAD_SYSCALLS=${syscallsValue(o.policy.syscalls)}`);
       return { mode };
     } catch (err) {
       await stopAgent(o.dir);

@@ -145,7 +145,7 @@ describeIf(ok)('vkernel syscall mechanisms: notify, ptrace, preload', () => {
         args: [
           '/bin/sh',
           '-c',
-          '/vkdyn; echo nproc=$(/usr/bin/nproc); /usr/bin/python3 -c \'import os; print("py_affinity=%d" % len(os.sched_getaffinity(0)))\'; ' +
+          '/vkdyn; echo nproc=$(/usr/bin/nproc); /usr/bin/python3 -c \'import os; print("py_affinity=%d" % len(os.sched_getaffinity(0))); print("py_own=%d" % len(os.sched_getaffinity(os.getpid())))\'; ' +
             'echo env=$LD_PRELOAD; /vktest sysinfo | sed s/^/static_/',
         ],
         mutate: limited('preload', (s) => {
@@ -167,12 +167,33 @@ describeIf(ok)('vkernel syscall mechanisms: notify, ptrace, preload', () => {
       expect(kv.nprocs_conf).toBe('1');
       expect(kv.nproc).toBe('1');
       expect(kv.py_affinity).toBe('1');
+      expect(kv.py_own).toBe('1'); // its own pid, as the notify agent answers
       // ours first, the container's own LD_PRELOAD kept after it
       expect(kv.env).toBe('/.vkernel/libvkpreload.so:/usr/lib/x86_64-linux-gnu/libm.so.6');
       // documented limit: a static binary bypasses LD_PRELOAD
       expect(Number(kv.static_totalram)).toBe(os.totalmem());
       expect(r.stderr).not.toMatch(/cannot be preloaded/);
       expect(agentPids(agentDir(b.id))).toEqual([]);
+    }));
+
+  it('preload with io.vkernel.syscalls=sched_getaffinity: sysinfo stays the host\'s, the affinity is the container\'s', () =>
+    withLeakCheck(async () => {
+      const b = await makeBundle({
+        args: ['/vkdyn'],
+        mutate: limited('preload', (s) => {
+          s.mounts!.push({ destination: '/usr', type: 'bind', source: '/usr', options: ['rbind', 'ro', 'nosuid', 'nodev'] });
+          s.annotations = { ...(s.annotations ?? {}), 'io.vkernel.syscalls': 'sched_getaffinity' };
+        }),
+      });
+      for (const l of ['lib', 'lib64']) {
+        const p = path.join(b.rootfs, l);
+        if (!fs.existsSync(p)) fs.symlinkSync(`usr/${l}`, p);
+      }
+      fs.copyFileSync(dynBin, path.join(b.rootfs, 'vkdyn'));
+      fs.chmodSync(path.join(b.rootfs, 'vkdyn'), 0o755);
+      const kv = parseKeyValues((await runOk(b)).stdout);
+      expect(Number(kv.totalram)).toBe(os.totalmem());
+      expect(kv.affinity).toBe('1');
     }));
 
   it("auto under the container's own seccomp listener picks ptrace: its agent keeps its calls, sysinfo is still virtualized", () =>

@@ -11,9 +11,15 @@
  *   sysinfo()            the real call, then RAM, shared, buffers and swap from
  *                        /proc/meminfo, uptime from /proc/uptime, loads and the task
  *                        count from /proc/loadavg; mem_unit 1
- *   sched_getaffinity(0) the real mask with only its first N set CPUs kept, N = the number
- *   pthread_getaffinity_np   of CPUs in /sys/devices/system/cpu/online (the calling thread)
+ *   sched_getaffinity(0, the caller's pid or tid)   the real mask with only its first N
+ *   pthread_getaffinity_np (the calling thread)      set CPUs kept, N = the number of CPUs
+ *                        in /sys/devices/system/cpu/online
  *   get_nprocs()         N;  get_nprocs_conf(): the count of .../cpu/possible
+ *
+ * VKPRELOAD_SYSCALLS (set by the runtime from io.vkernel.syscalls at create: "all", "none"
+ * or a comma list of sysinfo, sched_getaffinity) leaves the calls it does not name real;
+ * get_nprocs* read the view's files whatever it says, as sysconf() does. It is set at
+ * create: live changes of io.vkernel.syscalls do not reach a preloaded process.
  *
  * A file that cannot be read or parsed leaves the real value in place. File contents are
  * reused for 100 ms (each read is a FUSE round trip, ~100 us): limits changed by `update`
@@ -137,10 +143,25 @@ static void trim_mask(unsigned char *mask, long bytes)
 			mask[b / 8] &= (unsigned char)~(1u << (b % 8));
 }
 
+/* Whether io.vkernel.syscalls (VKPRELOAD_SYSCALLS) names `name`; unset means all. */
+static int virtualized(const char *name)
+{
+	const char *v = getenv("VKPRELOAD_SYSCALLS");
+	if (!v || !strcmp(v, "all"))
+		return 1;
+	size_t l = strlen(name);
+	for (const char *p = v; (p = strstr(p, name)); p += l)
+		if ((p == v || p[-1] == ',') && (p[l] == '\0' || p[l] == ','))
+			return 1;
+	return 0;
+}
+
 EXPORT int sysinfo(struct sysinfo *info)
 {
 	if (syscall(SYS_sysinfo, info) < 0)
 		return -1;
+	if (!virtualized("sysinfo"))
+		return 0;
 	char b[8192];
 	unsigned long v, unit = info->mem_unit ? info->mem_unit : 1;
 	if (view_file("/proc/meminfo", b, sizeof b) > 0 && meminfo_bytes(b, "MemTotal", &v)) {
@@ -176,7 +197,7 @@ EXPORT int sched_getaffinity(pid_t pid, size_t size, cpu_set_t *set)
 	long r = syscall(SYS_sched_getaffinity, pid, size > 0x7fffffff ? 0x7fffffff : size, set);
 	if (r < 0)
 		return -1;
-	if (pid == 0)
+	if ((pid == 0 || pid == getpid() || pid == (pid_t)syscall(SYS_gettid)) && virtualized("sched_getaffinity"))
 		trim_mask((unsigned char *)set, r);
 	memset((char *)set + r, 0, size - (size_t)r);
 	return 0;
@@ -190,7 +211,7 @@ EXPORT int pthread_getaffinity_np(pthread_t th, size_t size, cpu_set_t *set)
 	if (!real)
 		return ENOSYS;
 	int e = real(th, size, set);
-	if (e == 0 && pthread_equal(th, pthread_self()))
+	if (e == 0 && pthread_equal(th, pthread_self()) && virtualized("sched_getaffinity"))
 		trim_mask((unsigned char *)set, (long)size);
 	return e;
 }
