@@ -163,7 +163,12 @@ if [ ! -f "$$lib/build/vkernel-launch.js" ]; then
   self="$$(readlink -f -- "$$0" 2>/dev/null)" && lib="$${self%/*}/$(BIN_TO_LIB)"
   [ -f "$$lib/build/vkernel-launch.js" ] || lib="$(LIBDIR)"
 fi
-exec "$${VKERNEL_NODE:-$(INSTALL_NODE)}" "$$lib/build/vkernel-launch.js" "$$@"
+node="$${VKERNEL_NODE:-$(INSTALL_NODE)}"
+case "$$node" in */*) [ -x "$$node" ] ;; *) command -v "$$node" >/dev/null ;; esac || {
+  echo "vkernel: cannot run node: $$node is not an executable; set VKERNEL_NODE to a Node.js (>= 20) binary, or reinstall vkernel (make install INSTALL_NODE=/path/to/node)" >&2
+  exit 127
+}
+exec "$$node" "$$lib/build/vkernel-launch.js" "$$@"
 endef
 export VKERNEL_WRAPPER
 CHECK_INSTALL_DIRS = @case "$(LIBDIR):$(BINDIR):$(INSTALL_NODE)" in /?*:/?*:/?*) ;; \

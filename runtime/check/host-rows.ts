@@ -115,10 +115,14 @@ export interface FuseFacts {
   fusermount?: string;
 }
 
-export function fuseRow(f: FuseFacts): CheckRow {
+/** How to get missing native helpers back: build them in a build tree, reinstall an installed copy. */
+export const BUILD_HINT = 'make native';
+export const INSTALLED_HINT = 'reinstall vkernel (make install)';
+
+export function fuseRow(f: FuseFacts, fix = BUILD_HINT): CheckRow {
   const helper = f.fusermount ? `; fusermount3 at ${f.fusermount}` : '; no fusermount3 (root mounts need none)';
   const fallback = 'views fall back to snapshot files, refreshed on update, not at read time';
-  if (!f.vkfs) return row('fuse', f.devFuse ? 'warn' : 'fail', `vkfs is not built (make native)${f.devFuse ? '; /dev/fuse exists' : ''}`);
+  if (!f.vkfs) return row('fuse', f.devFuse ? 'warn' : 'fail', `vkfs is missing (${fix})${f.devFuse ? '; /dev/fuse exists' : ''}`);
   const out = f.vkfs.stdout.trim();
   if (f.vkfs.code === 0 && out === 'fuse ok') return row('fuse', 'pass', `/dev/fuse opens; vkfs runs (libfuse3 loads)${helper}`);
   if (f.vkfs.code === 1 && out.startsWith('fuse unavailable')) return row('fuse', 'warn', `${out}: ${fallback}`);
@@ -146,12 +150,12 @@ export function userNamespaceRow(nsFile: boolean, maxUserNamespaces: string | un
 /** The launcher is only needed under containerd; the rest by every container. */
 const OPTIONAL_HELPERS: ReadonlyArray<keyof HelperPaths> = ['launcher'];
 
-export function helpersRow(paths: HelperPaths, present: (role: keyof HelperPaths) => boolean): CheckRow {
+export function helpersRow(paths: HelperPaths, present: (role: keyof HelperPaths) => boolean, fix = BUILD_HINT): CheckRow {
   const missing = (Object.keys(paths) as Array<keyof HelperPaths>).filter((k) => !present(k));
   const needed = missing.filter((k) => !OPTIONAL_HELPERS.includes(k));
   const names = (ks: Array<keyof HelperPaths>): string => ks.map((k) => paths[k]).join(', ');
-  if (needed.length) return row('native-helpers', 'fail', `missing: ${names(needed)} (make native)`);
-  if (missing.length) return row('native-helpers', 'warn', `missing: ${names(missing)} (the containerd shim needs it; make native)`);
+  if (needed.length) return row('native-helpers', 'fail', `missing: ${names(needed)} (${fix})`);
+  if (missing.length) return row('native-helpers', 'warn', `missing: ${names(missing)} (the containerd shim needs it; ${fix})`);
   return row('native-helpers', 'pass', `vkinit, vkseccomp, vknative.node, vkfs, vkagent, containerd-shim-vkernel-v2 built (${paths.vkinit.replace(/\/[^/]+$/, '')})`);
 }
 
@@ -166,13 +170,14 @@ export async function hostRows(p: CheckProbe): Promise<CheckRow[]> {
   const h = p.helpers();
   const seccomp = await p.seccomp().catch((err: Error) => err);
   const vkfs = p.executable(h.vkfs) ? await p.run(h.vkfs, ['probe']) : undefined;
+  const fix = p.installed?.() ? INSTALLED_HINT : BUILD_HINT;
   return [
     kernelRow(release),
     cgroupRow(p.readFile('/proc/self/mountinfo') ?? '', (mp) => p.readFile(`${mp}/cgroup.controllers`)),
     ...seccompRows(seccomp),
-    fuseRow({ vkfs, devFuse: p.exists('/dev/fuse'), fusermount: lookPath('fusermount3', p.envPath(), p.executable) }),
+    fuseRow({ vkfs, devFuse: p.exists('/dev/fuse'), fusermount: lookPath('fusermount3', p.envPath(), p.executable) }, fix),
     overlayRow(p.readFile('/proc/filesystems'), p.exists(`/lib/modules/${release}/kernel/fs/overlayfs`)),
     userNamespaceRow(p.exists('/proc/self/ns/user'), p.readFile('/proc/sys/user/max_user_namespaces')),
-    helpersRow(h, (k) => (k === 'vknative' ? p.exists(h[k]) : p.executable(h[k]))),
+    helpersRow(h, (k) => (k === 'vknative' ? p.exists(h[k]) : p.executable(h[k])), fix),
   ];
 }

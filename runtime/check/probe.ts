@@ -58,6 +58,8 @@ export interface CheckProbe {
   protocol(address: string): Promise<ProtocolDescription>;
   /** The containerd process serving `address`, when one does and /proc shows it. */
   containerdProcess(address: string): ContainerdProcess | undefined;
+  /** Whether this is a `make install` copy (no Makefile beside it), not a build tree: what a fix hint says. */
+  installed?(): boolean;
 }
 
 const RUN_TIMEOUT_MS = 5000;
@@ -156,5 +158,6 @@ export function realProbe(): CheckProbe {
     run: runBinary,
     protocol: (address) => describeProtocolChoice(address, { timeoutMs: 2000 }),
     containerdProcess: findContainerd,
+    installed: () => !fs.existsSync(path.join(PACKAGE_ROOT, 'Makefile')),
   };
 }

@@ -275,7 +275,10 @@ static int cold(int argc, char **argv, const struct buf *in, int consumed) {
   args[2] = script;
   for (int i = 1; i < argc; i++) args[i + 2] = argv[i];
   execv(node, args);
-  fprintf(stderr, SHIM_NAME ": exec %s: %s\n", node, strerror(errno));
+  fprintf(stderr,
+          SHIM_NAME ": cannot run node: exec %s: %s; set VKERNEL_NODE in containerd's environment to a Node.js (>= 20) "
+                    "binary, or reinstall vkernel (make install INSTALL_NODE=/path/to/node)\n",
+          node, strerror(errno));
   return 127;
 }
 

@@ -230,6 +230,23 @@ describeIf(ok)('make install PREFIX=<tmp>', () => {
     }
   });
 
+  it('errors say what to do: a missing helper (reinstall), a missing node (VKERNEL_NODE or reinstall)', async () => {
+    const env = (extra: Record<string, string>): string[] => ['-i', ...Object.entries({ ...BARE_ENV, ...extra }).map(([k, x]) => `${k}=${x}`)];
+    // `vkernel check` in an installed copy: the fix is a reinstall, not `make native`.
+    const check = await hidingRepo('env', [...env({ VKERNEL_SECCOMP: '/nonexistent/vkseccomp' }), bin('vkernel'), 'check', '--format', 'json', '--address', path.join(tmp, 'none.sock')], { cwd: '/' });
+    expect(check.code).toBe(1);
+    const rows = (JSON.parse(check.stdout) as { rows: { name: string; detail: string }[] }).rows;
+    expect(rows.find((r) => r.name === 'native-helpers')?.detail).toBe('missing: /nonexistent/vkseccomp (reinstall vkernel (make install))');
+    // The wrapper and the shim launcher with node gone.
+    const hint = /set VKERNEL_NODE .*to a Node\.js \(>= 20\) binary, or reinstall vkernel \(make install INSTALL_NODE=\/path\/to\/node\)\n$/;
+    const cli = await hidingRepo('env', [...env({ VKERNEL_NODE: '/nonexistent/node' }), bin('vkernel'), '--version'], { cwd: '/' });
+    expect(cli).toEqual({ code: 127, stdout: '', stderr: expect.stringMatching(/^vkernel: cannot run node: \/nonexistent\/node is not an executable; /) });
+    expect(cli.stderr).toMatch(hint);
+    const shim = await hidingRepo('env', [...env({ VKERNEL_NODE: '/nonexistent/node', VKERNEL_SHIM_MANAGER: 'off' }), bin(SHIM), '-v'], { cwd: '/' });
+    expect(shim).toEqual({ code: 127, stdout: '', stderr: expect.stringMatching(new RegExp(`^${SHIM}: cannot run node: exec /nonexistent/node: No such file or directory; `)) });
+    expect(shim.stderr).toMatch(hint);
+  });
+
   it('the shim answers -v and -info (cold path, from another directory)', async () => {
     const env = { ...BARE_ENV, VKERNEL_SHIM_MANAGER: 'off' };
     const v = await hidingRepo('env', ['-i', ...Object.entries(env).map(([k, x]) => `${k}=${x}`), bin(SHIM), '-v'], { cwd: '/' });

@@ -131,6 +131,20 @@ describe('fuse, overlayfs, user namespaces, helpers', () => {
     expect(helpersRow(paths, (k) => k !== 'launcher')).toMatchObject({ status: 'warn', detail: expect.stringContaining('/b/containerd-shim-vkernel-v2') });
     expect(helpersRow(paths, (k) => k !== 'vkfs')).toEqual({ name: 'native-helpers', status: 'fail', detail: 'missing: /b/vkfs (make native)' });
   });
+
+  it('the fix a missing helper names: make native in a build tree, reinstall in an installed copy', () => {
+    const paths: HelperPaths = { vkinit: '/l/vkinit', vkseccomp: '/l/vkseccomp', vknative: '/l/vknative.node', vkfs: '/l/vkfs', vkagent: '/l/vkagent', launcher: '/l/containerd-shim-vkernel-v2' };
+    expect(helpersRow(paths, (k) => k !== 'vkinit', 'reinstall vkernel (make install)')).toEqual({
+      name: 'native-helpers',
+      status: 'fail',
+      detail: 'missing: /l/vkinit (reinstall vkernel (make install))',
+    });
+    expect(helpersRow(paths, (k) => k !== 'launcher', 'reinstall vkernel (make install)').detail).toBe(
+      'missing: /l/containerd-shim-vkernel-v2 (the containerd shim needs it; reinstall vkernel (make install))',
+    );
+    expect(fuseRow({ devFuse: true })).toEqual({ name: 'fuse', status: 'warn', detail: 'vkfs is missing (make native); /dev/fuse exists' });
+    expect(fuseRow({ devFuse: false }, 'reinstall vkernel (make install)')).toEqual({ name: 'fuse', status: 'fail', detail: 'vkfs is missing (reinstall vkernel (make install))' });
+  });
 });
 
 describe('containerd', () => {
@@ -283,6 +297,18 @@ describe('runChecks', () => {
     const json = JSON.parse(JSON.stringify(r)) as CheckReport;
     expect(Object.keys(json)).toEqual(['rows', 'summary']);
     for (const x of json.rows) expect(Object.keys(x)).toEqual(['name', 'status', 'detail']);
+  });
+
+  it.each([
+    [undefined, 'make native'],
+    [false, 'make native'],
+    [true, 'reinstall vkernel (make install)'],
+  ])('installed() %s: missing helpers say %s', async (installed, fix) => {
+    const r = await runChecks({
+      probe: fakeProbe({ executable: (f) => f !== '/b/vkseccomp' && f !== '/b/vkfs', ...(installed === undefined ? {} : { installed: () => installed }) }),
+    });
+    expect(r.rows.find((x) => x.name === 'native-helpers')?.detail).toBe(`missing: /b/vkseccomp, /b/vkfs (${fix})`);
+    expect(r.rows.find((x) => x.name === 'fuse')?.detail).toBe(`vkfs is missing (${fix}); /dev/fuse exists`);
   });
 
   it('warnings keep exit 0; one failure makes it 1', async () => {
