@@ -11,7 +11,7 @@ import { action, type GlobalArgs } from '../context';
 type AgentArgs = GlobalArgs & { socket: string; pidfile?: string };
 export const agentCommand: CommandModule<GlobalArgs, AgentArgs> = {
   command: 'agent',
-  describe: 'serve the vkernel syscall view as an OCI seccomp agent (linux.seccomp.listenerPath)',
+  describe: 'serve the vkernel syscall view as an OCI seccomp agent (linux.seccomp.listenerPath; syscalls only: under runc/crun the /proc and /sys files stay the host\'s)',
   builder: (y) =>
     y
       .option('socket', { type: 'string', demandOption: true, describe: 'AF_UNIX socket path to listen on' })
