@@ -13,6 +13,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createCgroupManager } from '../../runtime/cgroups/manager';
+import type { CgroupStats } from '../../runtime/cgroups/stats';
 import type { LinuxResources, Spec } from '../../runtime/spec/types';
 import {
   cleanupRuntimeRoot,
@@ -252,7 +253,7 @@ class EventsWatcher {
     this.exited = new Promise((r) => this.child.once('close', () => r()));
   }
 
-  events(): { type: string; id: string }[] {
+  events(): { type: string; id: string; data?: unknown }[] {
     return this.lines.flatMap((l) => {
       try {
         return [JSON.parse(l)];
@@ -276,6 +277,23 @@ class EventsWatcher {
     }
     await this.exited;
   }
+}
+
+/**
+ * A stats event (`events --stats`, or a line of `events --interval`) in runc's shape, with
+ * numbers a live container can have: CPU time used, memory in use under its limit, at least
+ * its init among the tasks. runc leaves zero values out (omitempty): only non-zero ones here.
+ */
+function expectPlausibleStats(ev: unknown, id: string, limits: { memory: number; pids: number }): void {
+  expect(ev).toMatchObject({ type: 'stats', id, data: { memory: { usage: { limit: limits.memory } }, pids: { limit: limits.pids } } });
+  const d = (ev as { data: CgroupStats }).data;
+  expect(d.cpu.usage.total).toBeGreaterThan(0);
+  expect(d.cpu.usage.percpu.length).toBeGreaterThan(0);
+  expect(d.memory.usage.usage).toBeGreaterThan(0);
+  expect(d.memory.usage.usage).toBeLessThanOrEqual(limits.memory);
+  expect(d.memory.usage.max).toBeGreaterThanOrEqual(d.memory.usage.usage);
+  expect(d.pids.current).toBeGreaterThanOrEqual(1);
+  expect(d.pids.current).toBeLessThanOrEqual(limits.pids);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -420,6 +438,17 @@ function fieldCases(): FieldCase[] {
     });
   }
 
+  // cpu.idle in v1 since Linux 5.15 (without it: a warning, nothing to read back).
+  if (fs.existsSync(path.join(CGROUP_ROOT, 'cpu', 'cpu.idle'))) {
+    cases.push({
+      // runc 1.1 writes cpu.idle only on cgroup v2: the file keeps its default.
+      name: 'cpu.idle',
+      resources: { cpu: { idle: 1 } },
+      vkernel: { files: [['cpu', 'cpu.idle', '1']] },
+      runc: { files: [['cpu', 'cpu.idle', '0']] },
+    });
+  }
+
   cases.push({
     name: 'blockIO.weight',
     resources: { blockIO: { weight: 500 } },
@@ -514,6 +543,15 @@ function fieldCases(): FieldCase[] {
           runc: { error: /cannot set net_prio limit/ },
         },
   );
+  // rdma: with a controller, rdma.max takes only devices the host has (none here to name).
+  if (!hasCgroupV1('rdma')) {
+    cases.push({
+      name: 'rdma without an rdma controller',
+      resources: { rdma: { mlx5_0: { hcaHandles: 2, hcaObjects: 100 } } },
+      vkernel: { error: /^[^\n]*linux\.resources\.rdma: cannot set rdma limit/ },
+      runc: { error: /cannot set rdma limit/ },
+    });
+  }
   return cases;
 }
 
@@ -616,7 +654,7 @@ describeIf(ok)(`resources (${runtimeName()})`, () => {
 
     it('a memory hog over a 32 MiB limit is OOM-killed (137) and `events` reports the OOM; no cgroup is left', () =>
       withLeakCheck(async () => {
-        const b = await makeBundle({ args: gatedHog, mutate: withResources(oomResources) });
+        const b = await makeBundle({ args: gatedHog, mutate: withResources({ ...oomResources, pids: { limit: 20 } }) });
         const run = runBundle(b);
         await until(async () => (await runRuntime(['state', b.id])).code === 0);
         const { pid } = await stateOf(b.id);
@@ -624,8 +662,13 @@ describeIf(ok)(`resources (${runtimeName()})`, () => {
         expect(readCg(dirs, 'memory', 'memory.limit_in_bytes')).toBe(String(32 * MiB));
         const events = new EventsWatcher(b.id);
         try {
-          // Watching once the first stats line is out.
+          // Watching once the first stats line is out; a stats line every 100 ms after it.
           expect(await events.waitFor('stats')).toBe(true);
+          const stats = () => events.events().filter((e) => e.type === 'stats');
+          expect(await until(() => stats().length >= 2)).toBe(true);
+          for (const ev of stats().slice(0, 2)) expectPlausibleStats(ev, b.id, { memory: 32 * MiB, pids: 20 });
+          const [first, second] = stats().map((e) => (e.data as CgroupStats).cpu.usage.total);
+          expect(second).toBeGreaterThanOrEqual(first);
           fs.writeFileSync(path.join(b.rootfs, 'tmp', 'go'), '');
           const r = await run;
           expectCode(r, 137);
@@ -846,6 +889,72 @@ describeIf(ok)(`resources (${runtimeName()})`, () => {
       }));
   });
 
+  // memory.checkBeforeUpdate (runc 1.2): a limit below the current usage is refused, the
+  // page cache included. Without it (runc 1.1, which does not know the field) the limit is
+  // written and the kernel decides: it reclaims what it can (clean page cache) and refuses
+  // with EBUSY what it cannot (tmpfs pages: this host has no swap).
+  describe('update with memory.checkBeforeUpdate', () => {
+    /** 64 MiB written to a file (clean page cache, charged to the container) + `shm` MiB of tmpfs, then sleep. */
+    const filler = (shm = 0): string[] => [
+      '/bin/sh',
+      '-c',
+      `dd if=/dev/zero of=/fill bs=1M count=64 conv=fsync 2>/dev/null && ` +
+        `dd if=/dev/zero of=/dev/shm/fill bs=1M count=${shm} 2>/dev/null && touch /tmp/filled; exec /vktest sleep 60`,
+    ];
+    const usage = (dirs: Map<string, string>) => Number(readCg(dirs, 'memory', 'memory.usage_in_bytes'));
+    const limit = (dirs: Map<string, string>) => readCg(dirs, 'memory', 'memory.limit_in_bytes');
+
+    async function runFilled(check: boolean | undefined, shm = 0): Promise<{ b: Bundle; dirs: Map<string, string> }> {
+      const b = await makeBundle({ args: filler(shm), mutate: withResources({ memory: { limit: 128 * MiB, checkBeforeUpdate: check } }) });
+      const { dirs } = await runDetached(b);
+      expect(await until(() => fs.existsSync(path.join(b.rootfs, 'tmp', 'filled')), 20_000)).toBe(true);
+      // Not all of it stays charged (the kernel may drop some), but well above 32 MiB.
+      expect(usage(dirs)).toBeGreaterThan(40 * MiB);
+      return { b, dirs };
+    }
+
+    it('refuses a limit below the usage with one line naming the field; the limit stays; a limit above it passes', () =>
+      withLeakCheck(async () => {
+        const { b, dirs } = await runFilled(true);
+        const r = await runRuntime(['update', '--memory', '32m', b.id]);
+        if (isRunc) {
+          // runc 1.1.5 ignores the field: the kernel reclaims the cache under the new limit.
+          expectCode(r, 0);
+          expect(limit(dirs)).toBe(String(32 * MiB));
+        } else {
+          expectFailed(r);
+          expect(r.stderr.trim().split('\n')).toHaveLength(1);
+          expect(r.stderr).toMatch(new RegExp(`linux\\.resources\\.memory\\.limit: rejecting memory limit ${32 * MiB} below current usage \\d+`));
+          expect(limit(dirs)).toBe(String(128 * MiB));
+          expect(usage(dirs)).toBeGreaterThan(32 * MiB);
+        }
+        await runRuntimeOk(['update', '--memory', '96m', b.id]);
+        expect(limit(dirs)).toBe(String(96 * MiB));
+        expect((await stateOf(b.id)).status).toBe('running');
+        await runRuntimeOk(['delete', '--force', b.id]);
+        expectNoCgroups(b.id, dirs);
+      }));
+
+    it('without it (runc semantics) the kernel reclaims the page cache under the new limit, and refuses what it cannot reclaim', () =>
+      withLeakCheck(async () => {
+        const { b, dirs } = await runFilled(undefined, 16);
+        await runRuntimeOk(['update', '--memory', '32m', b.id]);
+        expect(limit(dirs)).toBe(String(32 * MiB));
+        expect(usage(dirs)).toBeLessThanOrEqual(32 * MiB);
+        // 16 MiB of tmpfs cannot go below 8 MiB without swap: EBUSY, the limit stays.
+        const r = await runRuntime(['update', '--memory', '8m', b.id]);
+        expectFailed(r);
+        if (!isRunc) expect(r.stderr.trim().split('\n')).toHaveLength(1);
+        expect(r.stderr).toMatch(
+          isRunc ? /unable to set memory limit to 8388608/ : /linux\.resources\.memory\.limit: unable to set memory limit to 8388608 \(current usage: \d+, peak usage: \d+\)/,
+        );
+        expect(limit(dirs)).toBe(String(32 * MiB));
+        expect((await stateOf(b.id)).status).toBe('running');
+        await runRuntimeOk(['delete', '--force', b.id]);
+        expectNoCgroups(b.id, dirs);
+      }));
+  });
+
   describe('pause and resume', () => {
     it('pause freezes every task (no CPU while paused), resume thaws; wrong-state verbs fail', () =>
       withLeakCheck(async () => {
@@ -874,6 +983,31 @@ describeIf(ok)(`resources (${runtimeName()})`, () => {
         expectFailed(resumeRunning);
         expect(resumeRunning.stderr).toMatch(/not paused/);
 
+        await runRuntimeOk(['delete', '--force', b.id]);
+        expectNoCgroups(b.id, dirs);
+      }));
+  });
+
+  describe('events --stats', () => {
+    it('prints one stats document (runc shape) with the live numbers of a running container, and exits', () =>
+      withLeakCheck(async () => {
+        const b = await makeBundle({
+          args: ['/bin/sh', '-c', '/vktest spin 0.2; exec /vktest sleep 60'],
+          mutate: withResources({ memory: { limit: 64 * MiB }, pids: { limit: 20 } }),
+        });
+        const { dirs } = await runDetached(b);
+        // Past the spin (CPU time used, the shell has exec'd the sleeper: one task).
+        const cpuNs = () => Number(readCg(dirs, 'cpuacct', 'cpuacct.usage'));
+        expect(await until(() => cpuNs() > 50_000_000 && readCg(dirs, 'pids', 'pids.current') === '1')).toBe(true);
+        const used = cpuNs();
+        const r = await runRuntimeOk(['events', '--stats', b.id]);
+        const lines = r.stdout.trim().split('\n');
+        expect(lines).toHaveLength(1);
+        const ev = JSON.parse(lines[0]) as { data: CgroupStats };
+        expectPlausibleStats(ev, b.id, { memory: 64 * MiB, pids: 20 });
+        expect(ev.data.cpu.usage.total).toBeGreaterThanOrEqual(used);
+        expect(ev.data.pids.current).toBe(1);
+        expect(ev.data.memory.usage.usage).toBeLessThanOrEqual(Number(readCg(dirs, 'memory', 'memory.max_usage_in_bytes')));
         await runRuntimeOk(['delete', '--force', b.id]);
         expectNoCgroups(b.id, dirs);
       }));
