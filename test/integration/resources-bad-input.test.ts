@@ -247,6 +247,37 @@ const CREATE_CASES: CreateCase[] = [
     runc: 'accepted',
   },
   {
+    // BFQ (this host's blkio.bfq.weight) takes 1-1000: runc 1.1.5 writes 5 and succeeds.
+    name: 'blkio weight 5 (below 10)',
+    resources: { blockIO: { weight: 5 } },
+    vkernel: /linux\.resources\.blockIO\.weight: must be between 10 and 1000 \(got 5\)/,
+    runc: 'accepted',
+  },
+  {
+    name: 'blkio weight 1001',
+    resources: { blockIO: { weight: 1001 } },
+    vkernel: /linux\.resources\.blockIO\.weight: must be between 10 and 1000 \(got 1001\)/,
+    runc: /blkio\.(bfq\.)?weight: (numerical result out of range|invalid argument)/,
+  },
+  {
+    name: 'memory swappiness 101',
+    resources: { memory: { swappiness: 101 } },
+    vkernel: /linux\.resources\.memory\.swappiness: must be an integer from 0 to 100 \(got 101\)/,
+    runc: /valid memory swappiness range is 0-100/,
+  },
+  {
+    name: 'negative hugepage limit',
+    resources: { hugepageLimits: [{ pageSize: '2MB', limit: -1 }] },
+    vkernel: /linux\.resources\.hugepageLimits\[0\]\.limit: must be an integer from 0 to \d+ \(got -1\)/,
+    runc: /hugepageLimits\.limit of type uint64/,
+  },
+  {
+    name: 'unknown hugepage size "3MB"',
+    resources: { hugepageLimits: [{ pageSize: '3MB', limit: 2 * MiB }] },
+    vkernel: /linux\.resources\.hugepageLimits\[0\]\.pageSize: huge page size not supported by this host \(supported: [^)]*2MB[^)]*\)/,
+    runc: /hugetlb/,
+  },
+  {
     name: 'pids limit "abc"',
     resources: { pids: { limit: 'abc' as unknown as number } },
     vkernel: /linux\.resources\.pids\.limit: must be an integer \(got "abc"\)/,
@@ -325,6 +356,19 @@ const UPDATE_CASES: UpdateCase[] = [
     file: JSON.stringify({ devices: [{ allow: true, type: 'x', access: 'rwm' }] }),
     vkernel: /linux\.resources\.devices\[0\]\.type: .*"x"/,
     runc: 'accepted',
+  },
+  {
+    name: '--blkio-weight 1001',
+    args: ['--blkio-weight', '1001'],
+    vkernel: /linux\.resources\.blockIO\.weight: must be between 10 and 1000 \(got 1001\)/,
+    runc: /blkio\.(bfq\.)?weight: (numerical result out of range|invalid argument)/,
+  },
+  {
+    name: 'swappiness 101 in --resources FILE',
+    args: ['--resources', 'FILE'],
+    file: JSON.stringify({ memory: { swappiness: 101 } }),
+    vkernel: /linux\.resources\.memory\.swappiness: must be between 0 and 100 or -1 \(got 101\)/,
+    runc: /valid memory swappiness range is 0-100/,
   },
   {
     name: '--pids-limit abc',
