@@ -4,10 +4,10 @@
 // not running is a warning: vkernel still works as an OCI runtime without it.
 import * as path from 'node:path';
 import type { ProtocolDescription } from '../../shim/bootstrap/negotiate';
-import { ANNOTATION_PATTERN, DEFAULT_CONTAINERD_CONFIG, RUNTIME_TYPE, criRuntimes, familyOf } from './containerd-config';
-import { parseContainerdVersion } from '../../shim/bootstrap/negotiate';
+import { ANNOTATION_PATTERN, DEFAULT_CONTAINERD_CONFIG, DEFAULT_VKERNEL_CONFIG, RUNTIME_TYPE, criRuntimes, familyOf } from './containerd-config';
+import { parseContainerdVersion, PROTOCOL_ENV } from '../../shim/bootstrap/negotiate';
 import { lookPath } from './host-rows';
-import type { CheckProbe, ContainerdProcess } from './probe';
+import type { CheckProbe, ContainerdProcess, ProtocolContext } from './probe';
 import { row, type CheckRow } from './report';
 import { tableAt, toml } from './toml';
 
@@ -29,10 +29,14 @@ export function containerdRow(d: ProtocolDescription, proc: ContainerdProcess | 
   return row('containerd', 'pass', `containerd ${v.text} at ${d.address}${where}`);
 }
 
-export function protocolRow(d: ProtocolDescription): CheckRow {
+export function protocolRow(d: ProtocolDescription, context: ProtocolContext = {}): CheckRow {
   const warnings = d.warnings.filter((w) => !UNREACHABLE.test(w));
+  const from = [
+    context.env && `containerd's environment${context.env[PROTOCOL_ENV] ? ` (${PROTOCOL_ENV}=${context.env[PROTOCOL_ENV]})` : ''}`,
+    `shim config ${context.configPath ?? DEFAULT_VKERNEL_CONFIG}`,
+  ].filter(Boolean);
   const detail =
-    `${d.protocol}, bootstrap version ${d.version} (${d.decidedBy}); start answers ${d.example}; why: ${d.reason}` +
+    `${d.protocol}, bootstrap version ${d.version} (${d.decidedBy}); start answers ${d.example}; why: ${d.reason}; read: ${from.join(', ')}` +
     warnings.map((w) => `; warning: ${w}`).join('');
   return row('shim-protocol', warnings.length ? 'warn' : 'pass', detail);
 }
@@ -86,8 +90,29 @@ export function configRow(file: string, text: string | undefined): CheckRow {
 }
 
 export async function containerdRows(p: CheckProbe, address: string): Promise<CheckRow[]> {
-  const d = await p.protocol(address);
   const proc = p.containerdProcess(address);
   const configFile = proc?.configFile ?? DEFAULT_CONTAINERD_CONFIG;
-  return [containerdRow(d, proc), protocolRow(d), shimBinaryRow(proc, p.envPath(), p.executable), configRow(configFile, p.readFile(configFile))];
+  const configText = p.readFile(configFile);
+  // The protocol as the shims of that containerd would decide it: with containerd's own
+  // environment (when /proc shows it) and the ConfigPath its vkernel runtime entry passes.
+  const context: ProtocolContext = { configPath: runtimeConfigPath(configText) };
+  if (proc) context.env = proc.shimProtocol === undefined ? {} : { [PROTOCOL_ENV]: proc.shimProtocol };
+  const d = await p.protocol(address, context);
+  return [containerdRow(d, proc), protocolRow(d, context), shimBinaryRow(proc, p.envPath(), p.executable), configRow(configFile, configText)];
+}
+
+/** options.ConfigPath of the first CRI runtime with our runtime_type (undefined: none, or the default). */
+export function runtimeConfigPath(configText: string | undefined): string | undefined {
+  if (configText === undefined) return undefined;
+  try {
+    const c = criRuntimes(toml().parse(configText));
+    for (const rt of Object.values(c.runtimes)) {
+      const entry = tableAt(rt, []);
+      const configPath = tableAt(entry, ['options'])?.ConfigPath;
+      if (entry?.runtime_type === RUNTIME_TYPE && typeof configPath === 'string' && configPath !== '') return configPath;
+    }
+  } catch {
+    // configRow reports a config that does not parse
+  }
+  return undefined;
 }

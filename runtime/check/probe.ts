@@ -10,7 +10,7 @@ import { PACKAGE_ROOT, buildPath } from '../paths';
 import { probeSeccomp, seccompCompilerPath, type SeccompProbe } from '../seccomp/compile';
 import { vkagentPath } from '../vkernel/syscalls';
 import { vkfsPath } from '../vkernel/view';
-import { describeProtocolChoice, type ProtocolDescription } from '../../shim/bootstrap/negotiate';
+import { describeProtocolChoice, PROTOCOL_ENV, type ProtocolDescription } from '../../shim/bootstrap/negotiate';
 
 export interface RunResult {
   /** Exit code; null when killed or when it could not be started (then `error`). */
@@ -29,6 +29,14 @@ export interface ContainerdProcess {
   path: string;
   /** --config / -c, resolved against its cwd; undefined: containerd's default. */
   configFile?: string;
+  /** VKERNEL_SHIM_PROTOCOL in its environment (the shims it starts inherit it). */
+  shimProtocol?: string;
+}
+
+/** What forces the protocol besides containerd's version: containerd's environment and the runtime entry's ConfigPath. */
+export interface ProtocolContext {
+  env?: NodeJS.ProcessEnv;
+  configPath?: string;
 }
 
 /** Helper binaries by role, as the runtime resolves them (env overrides included). */
@@ -55,7 +63,7 @@ export interface CheckProbe {
   /** Runs a binary with a short timeout. Never throws. */
   run(file: string, args: string[]): Promise<RunResult>;
   /** Which protocol the shim would announce to the containerd at `address`, and why. Never throws. */
-  protocol(address: string): Promise<ProtocolDescription>;
+  protocol(address: string, context?: ProtocolContext): Promise<ProtocolDescription>;
   /** The containerd process serving `address`, when one does and /proc shows it. */
   containerdProcess(address: string): ContainerdProcess | undefined;
   /** Whether this is a `make install` copy (no Makefile beside it), not a build tree: what a fix hint says. */
@@ -128,6 +136,7 @@ function findContainerd(address: string): ContainerdProcess | undefined {
       exe: readLink(`/proc/${pid}/exe`) ?? argv[0] ?? 'containerd',
       path: env.find((e) => e.startsWith('PATH='))?.slice(5) ?? '',
       configFile: config === undefined ? undefined : path.resolve(cwd, config),
+      shimProtocol: env.find((e) => e.startsWith(`${PROTOCOL_ENV}=`))?.slice(PROTOCOL_ENV.length + 1),
     };
   }
   return undefined;
@@ -156,7 +165,7 @@ export function realProbe(): CheckProbe {
     }),
     seccomp: () => probeSeccomp(),
     run: runBinary,
-    protocol: (address) => describeProtocolChoice(address, { timeoutMs: 2000 }),
+    protocol: (address, context = {}) => describeProtocolChoice(address, { ...context, timeoutMs: 2000 }),
     containerdProcess: findContainerd,
     installed: () => !fs.existsSync(path.join(PACKAGE_ROOT, 'Makefile')),
   };

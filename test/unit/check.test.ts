@@ -288,6 +288,24 @@ describe('runChecks', () => {
     'containerd-config',
   ];
 
+  it("shim protocol: decided with containerd's environment and its vkernel runtime's ConfigPath, and says so", async () => {
+    const contexts: unknown[] = [];
+    const config = 'version = 2\n' + containerdSnippet({ containerd: parseContainerdVersion('1.7.24')!, addDefaultRuntime: 'x', configPath: '/etc/vk/pod.toml' });
+    const probe = fakeProbe({
+      readFile: (f) => (f === '/tmp/x/config.toml' ? config : undefined),
+      protocol: async (address, context) => (contexts.push(context), { ...description('1.7.24'), address }),
+      containerdProcess: () => ({ pid: 7, exe: '/opt/c17/containerd', path: '/shims', configFile: '/tmp/x/config.toml', shimProtocol: 'ttrpc' }),
+    });
+    const r = await runChecks({ address: '/run/x.sock', probe });
+    expect(contexts).toEqual([{ configPath: '/etc/vk/pod.toml', env: { VKERNEL_SHIM_PROTOCOL: 'ttrpc' } }]);
+    expect(r.rows.find((x) => x.name === 'shim-protocol')?.detail).toContain("; read: containerd's environment (VKERNEL_SHIM_PROTOCOL=ttrpc), shim config /etc/vk/pod.toml");
+    // No containerd process seen: this shell's environment and the default shim config.
+    contexts.length = 0;
+    const alone = await runChecks({ address: '/run/x.sock', probe: fakeProbe({ containerdProcess: () => undefined, protocol: async (a, c) => (contexts.push(c), description('1.6.20')) }) });
+    expect(contexts).toEqual([{ configPath: undefined }]);
+    expect(alone.rows.find((x) => x.name === 'shim-protocol')?.detail).toMatch(/; read: shim config \/etc\/vkernel\/config\.toml$/);
+  });
+
   it('a good machine: every row passes, exit 0, the documented JSON shape', async () => {
     const r = await runChecks({ address: '/run/x.sock', probe: fakeProbe() });
     expect(r.rows.map((x) => x.name)).toEqual(NAMES);
