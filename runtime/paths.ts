@@ -20,6 +20,16 @@ export function buildPath(name: string): string {
   return path.join(PACKAGE_ROOT, 'build', name);
 }
 
+/** An installed copy (make install) has no Makefile beside build/; a source tree does. */
+export function isInstalledCopy(): boolean {
+  return !fs.existsSync(path.join(PACKAGE_ROOT, 'Makefile'));
+}
+
+/** What to do about a missing helper binary: rebuild in a source tree, reinstall an installed copy. */
+export function missingHelperFix(): string {
+  return isInstalledCopy() ? 'reinstall vkernel (make install)' : 'make native';
+}
+
 /** runc's default is /run/runc; ours mirrors it. */
 export const DEFAULT_ROOT = '/run/vkernel';
 

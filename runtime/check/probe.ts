@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { resolveVkinit } from '../init/channel';
-import { PACKAGE_ROOT, buildPath } from '../paths';
+import { PACKAGE_ROOT, buildPath, isInstalledCopy } from '../paths';
 import { probeSeccomp, seccompCompilerPath, type SeccompProbe } from '../seccomp/compile';
 import { vkagentPath } from '../vkernel/syscalls';
 import { vkfsPath } from '../vkernel/view';
@@ -167,6 +167,6 @@ export function realProbe(): CheckProbe {
     run: runBinary,
     protocol: (address, context = {}) => describeProtocolChoice(address, { ...context, timeoutMs: 2000 }),
     containerdProcess: findContainerd,
-    installed: () => !fs.existsSync(path.join(PACKAGE_ROOT, 'Makefile')),
+    installed: isInstalledCopy,
   };
 }

@@ -7,7 +7,7 @@ import type { Socket } from 'net';
 import { constants as osConstants } from 'os';
 import * as path from 'path';
 import { FailedPreconditionError, InitStepError, InternalError } from '../errors';
-import { buildPath } from '../paths';
+import { buildPath, missingHelperFix } from '../paths';
 import { encodePlan, frame } from './plan';
 import type { InitPlan } from './plan-types';
 
@@ -86,7 +86,7 @@ class InitSession {
       detached: !plan.wait,
       env: {},
     });
-    this.child.on('error', (err) => this.enqueue(() => this.fail(new InternalError(`cannot run vkinit: ${err.message}${(err as NodeJS.ErrnoException).code === 'ENOENT' ? ' (build it: make native)' : ''}`, { cause: err }))));
+    this.child.on('error', (err) => this.enqueue(() => this.fail(new InternalError(`cannot run vkinit: ${err.message}${(err as NodeJS.ErrnoException).code === 'ENOENT' ? ` (${missingHelperFix()})` : ''}`, { cause: err }))));
     this.child.on('close', (code, signal) => this.enqueue(() => this.onClose(code, signal)));
     this.sock = this.child.stdio[syncFd] as Socket;
     if (!this.sock) return; // spawn failed; 'error' follows

@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { FailedPreconditionError, InternalError, InvalidArgumentError } from '../errors';
-import { buildPath } from '../paths';
+import { buildPath, missingHelperFix } from '../paths';
 import { Seccomp } from '../spec/types';
 import {
   ACTIONS,
@@ -106,7 +106,7 @@ async function runCompiler(compiler: string, args: string[], input: string): Pro
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'ENOENT' || e.code === 'EACCES') {
       throw new FailedPreconditionError(
-        `seccomp compiler ${compiler} is missing or not executable (build it with "make native" or set VKERNEL_SECCOMP)`,
+        `seccomp compiler ${compiler} is missing or not executable (${missingHelperFix()}, or set VKERNEL_SECCOMP)`,
         { cause: err },
       );
     }
@@ -120,7 +120,7 @@ async function compilerId(compiler: string): Promise<string> {
     return `${path.resolve(compiler)}:${st.size}:${Math.floor(st.mtimeMs)}`;
   } catch (err) {
     throw new FailedPreconditionError(
-      `seccomp compiler ${compiler} is missing (build it with "make native" or set VKERNEL_SECCOMP)`,
+      `seccomp compiler ${compiler} is missing (${missingHelperFix()}, or set VKERNEL_SECCOMP)`,
       { cause: err },
     );
   }
