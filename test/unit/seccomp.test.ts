@@ -476,7 +476,7 @@ printf '0123456789abcdef'
 
   it('refuses a missing compiler with a hint', async () => {
     await expect(compileSeccomp(profile('x'), { cacheDir: path.join(dir, 'cache3'), compiler: path.join(dir, 'nope') })).rejects.toThrow(
-      /seccomp compiler .*nope is missing or not executable \(build it with "make native" or set VKERNEL_SECCOMP\)/,
+      /seccomp compiler .*nope is missing or not executable \(make native, or set VKERNEL_SECCOMP\)/,
     );
   });
 
