@@ -16,7 +16,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { childrenOf } from '../proc-tree';
 import type { InitPlan, PlanMount } from '../init/plan-types';
-import { buildPath } from '../paths';
+import { buildPath, missingHelperFix } from '../paths';
 import { spawnReady } from './spawn-ready';
 import { MS_BIND, MS_NODEV, MS_NOSUID, MS_RDONLY } from '../spec/mount-options';
 import { syscallsValue, type ViewPolicy } from './policy';
@@ -159,7 +159,7 @@ export interface ModeCheck {
 /** Whether each mechanism can serve a container on this host (and this container). */
 export function checkModes(probe: SyscallProbe, container: { listener?: boolean; traceable?: boolean } = {}): Record<LayerMode, ModeCheck> {
   const no = (reason: string): ModeCheck => ({ ok: false, reason });
-  const agent = probe.agent ? undefined : `${vkagentPath()} is missing (make native)`;
+  const agent = probe.agent ? undefined : `${vkagentPath()} is missing (${missingHelperFix()})`;
   const x64 = probe.arch === 'x64' ? undefined : `no filter for ${probe.arch} (x86_64 only)`;
   const notify =
     x64 ??
@@ -172,7 +172,7 @@ export function checkModes(probe: SyscallProbe, container: { listener?: boolean;
     agent ??
     probe.ptraceBlocked ??
     (container.traceable === false ? "the container's seccomp program is too long to add the trace rules" : undefined);
-  const preload = probe.preloadLib ? undefined : `${preloadLibPath()} is missing (make native)`;
+  const preload = probe.preloadLib ? undefined : `${preloadLibPath()} is missing (${missingHelperFix()})`;
   return {
     notify: notify ? no(notify) : { ok: true },
     ptrace: ptrace ? no(ptrace) : { ok: true },

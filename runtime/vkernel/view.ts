@@ -18,7 +18,7 @@ import type { CgroupDescription } from '../cgroups/manager';
 import { FailedPreconditionError, InvalidArgumentError } from '../errors';
 import type { PlanMount } from '../init/plan-types';
 import { native } from '../native';
-import { buildPath } from '../paths';
+import { buildPath, missingHelperFix } from '../paths';
 import { spawnReady } from './spawn-ready';
 import { MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY } from '../spec/mount-options';
 import { syscallsValue, VIEW_FILES, type ViewFile, type ViewPolicy } from './policy';
@@ -351,7 +351,7 @@ function startFuse(vkfs: string, stateDir: string, mountpoint: string, timeoutMs
 async function writeSnapshot(r: ViewRecord, stateDir: string): Promise<void> {
   const args = ['snapshot', '--config', path.join(stateDir, CONFIG), '--out', r.source];
   if (process.getuid?.() === 0) args.push('--tmpfs');
-  if (!fs.existsSync(r.vkfs)) throw new FailedPreconditionError(`vkernel view: ${r.vkfs} is missing (build it: make native), or turn the view off (io.vkernel.view=off)`);
+  if (!fs.existsSync(r.vkfs)) throw new FailedPreconditionError(`vkernel view: ${r.vkfs} is missing (${missingHelperFix()}), or turn the view off (io.vkernel.view=off)`);
   const res = await run(r.vkfs, args);
   if (res.code !== 0) throw new FailedPreconditionError(`vkernel view: snapshot failed: ${res.stderr.trim()}`);
 }
@@ -386,7 +386,7 @@ export async function startView(opts: StartViewOptions): Promise<ViewHandle> {
   const want = opts.mode ?? 'auto';
   let fallbackReason: string | undefined;
   if (want !== 'snapshot') {
-    if (!fs.existsSync(record.vkfs)) fallbackReason = `${record.vkfs} is missing (make native)`;
+    if (!fs.existsSync(record.vkfs)) fallbackReason = `${record.vkfs} is missing (${missingHelperFix()})`;
     else if (!fs.existsSync('/dev/fuse')) fallbackReason = '/dev/fuse is missing';
     if (!fallbackReason) {
       const mountpoint = path.join(stateDir, 'view');
