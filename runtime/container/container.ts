@@ -40,12 +40,14 @@ export class Container {
   /** Status from the live process, never from what we last wrote. */
   async status(): Promise<Status> {
     if (!this.initAlive()) return 'stopped';
-    if (fs.existsSync(this.store.execFifo(this.id))) return 'created';
+    // The freezer first: a created container can be paused too (as in runc), and then reads
+    // `paused` until resume gives it back its `created`.
     try {
       if ((await this.cgroup().freezerState()) !== 'thawed') return 'paused';
     } catch {
       /* no freezer: cannot be paused */
     }
+    if (fs.existsSync(this.store.execFifo(this.id))) return 'created';
     return 'running';
   }
 

@@ -6,7 +6,7 @@ export type Status = 'created' | 'running' | 'paused' | 'stopped';
 export type Verb = 'start' | 'kill' | 'delete' | 'forceDelete' | 'exec' | 'pause' | 'resume' | 'update';
 
 const ALLOWED: Record<Status, readonly Verb[]> = {
-  created: ['start', 'kill', 'delete', 'forceDelete', 'exec', 'update'],
+  created: ['start', 'kill', 'delete', 'forceDelete', 'exec', 'pause', 'update'],
   running: ['kill', 'forceDelete', 'exec', 'pause', 'update'],
   paused: ['kill', 'forceDelete', 'resume', 'update'],
   stopped: ['delete', 'forceDelete'],

@@ -99,6 +99,22 @@ describeIf(ok)(`lifecycle (${runtimeName()})`, () => {
       expect((await runRuntime(['state', b.id])).code).not.toBe(0);
     }));
 
+  it('pause and resume of a created container: paused, start refused, then created again and startable', () =>
+    withLeakCheck(async () => {
+      const b = await makeBundle({ args: ['/vktest', 'sleep', '60'] });
+      await runRuntimeOk(['create', '--bundle', b.dir, b.id]);
+      await runRuntimeOk(['pause', b.id]);
+      expect((await stateOf(b.id)).status).toBe('paused');
+      const start = await runRuntime(['start', b.id]);
+      expect(start.code).not.toBe(0);
+      expect(start.stderr).toMatch(/cannot start a container in the paused state/);
+      await runRuntimeOk(['resume', b.id]);
+      expect((await stateOf(b.id)).status).toBe('created');
+      await runRuntimeOk(['start', b.id]);
+      expect((await stateOf(b.id)).status).toBe('running');
+      await runRuntimeOk(['delete', '--force', b.id]);
+    }));
+
   it('delete --force removes a running container', () =>
     withLeakCheck(async () => {
       const b = await makeBundle({ args: ['/vktest', 'sleep', '60'] });
