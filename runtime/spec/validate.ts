@@ -82,9 +82,15 @@ function expectBool(v: unknown, field: string): boolean {
 }
 
 function expectInt(v: unknown, field: string, min: number, max: number): number {
-  if (typeof v !== 'number' || !Number.isInteger(v)) throw bad(field, v, `must be an integer from ${min} to ${max}`);
-  if (v < min || v > max) throw bad(field, v, `must be an integer from ${min} to ${max}`);
+  const range = `must be an integer from ${bound(min)} to ${bound(max)}`;
+  if (typeof v !== 'number' || !Number.isInteger(v)) throw bad(field, v, range);
+  if (v < min || v > max) throw bad(field, v, range);
   return v;
+}
+
+/** A range bound as written in messages: 2**64 (a double, printed 18446744073709552000) is the u64 maximum. */
+function bound(n: number): string {
+  return n >= 2 ** 64 ? '18446744073709551615' : String(n);
 }
 
 function expectAnyInt(v: unknown, field: string): number {

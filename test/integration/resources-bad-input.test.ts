@@ -268,7 +268,7 @@ const CREATE_CASES: CreateCase[] = [
   {
     name: 'negative hugepage limit',
     resources: { hugepageLimits: [{ pageSize: '2MB', limit: -1 }] },
-    vkernel: /linux\.resources\.hugepageLimits\[0\]\.limit: must be an integer from 0 to \d+ \(got -1\)/,
+    vkernel: /linux\.resources\.hugepageLimits\[0\]\.limit: must be an integer from 0 to 18446744073709551615 \(got -1\)/,
     runc: /hugepageLimits\.limit of type uint64/,
   },
   {
