@@ -121,6 +121,9 @@ struct cstate {
 	int procs;
 	const struct loadpub *pub; /* vkfs's published loads (NULL: none found yet) */
 	double pub_try;            /* monotonic time of the last attempt to map it */
+	const uint64_t *confgen;   /* <conf dir>/vkfs.gen mapped (NULL: none, stat every call) */
+	uint64_t confgen_seen;
+	int confgen_tried;
 };
 #define CACHE_S 0.1
 
@@ -245,6 +248,24 @@ static int derive_conf(int i, int pid, char *path, size_t cap)
 	return rename(tmp, path) < 0 ? -errno : 0;
 }
 
+/* <dir of config>/vkfs.gen mapped read-only, or NULL (no such file, or too short). */
+static const uint64_t *confgen_open(const char *config)
+{
+	char p[PATH_MAX];
+	const char *slash = strrchr(config, '/');
+	if (!slash || snprintf(p, sizeof p, "%.*s/vkfs.gen", (int)(slash - config), config) >= (int)sizeof p)
+		return NULL;
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	struct stat st;
+	void *m = MAP_FAILED;
+	if (fstat(fd, &st) == 0 && st.st_size >= (off_t)sizeof(uint64_t))
+		m = mmap(NULL, sizeof(uint64_t), PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	return m == MAP_FAILED ? NULL : m;
+}
+
 /* Makes container i current: its conf in the global `conf`, its loadavg state in `sh`. */
 int select_container(int i, int pid)
 {
@@ -293,12 +314,27 @@ int select_container(int i, int pid)
 		current = i;
 	}
 	sh = x->shm;
-	/* Every call: one stat of the config, so a live policy change (updateView: view,
-	 * files, rule, syscalls) is in force from the next call. */
-	unsigned g = conf.generation;
-	conf_maybe_reload();
-	if (conf.generation != g)
-		*x->c = conf;
+	/* A live policy change (updateView: view, files, rule, syscalls) is in force from the
+	 * next call: updateView replaces the config, then bumps vkfs.gen, which we map. While
+	 * the counter stands still there is nothing to stat; without the file (a derived
+	 * config, an older view) the config is stat'ed on every call. */
+	int check = 1;
+	if (!x->confgen_tried && conf.path[0]) {
+		x->confgen_tried = 1;
+		x->confgen = confgen_open(conf.path);
+		if (x->confgen)
+			x->confgen_seen = __atomic_load_n(x->confgen, __ATOMIC_ACQUIRE); /* and check once now */
+	} else if (x->confgen) {
+		uint64_t now = __atomic_load_n(x->confgen, __ATOMIC_ACQUIRE);
+		check = now != x->confgen_seen;
+		x->confgen_seen = now;
+	}
+	if (check) {
+		unsigned g = conf.generation;
+		conf_maybe_reload();
+		if (conf.generation != g)
+			*x->c = conf;
+	}
 	facts_reset();
 	return 0;
 }
@@ -591,6 +627,10 @@ static void worker_add(int ep, int i, int fd)
 		munmap((void *)cs[i].pub, 4096);
 	cs[i].pub = NULL;
 	cs[i].pub_try = 0;
+	if (cs[i].confgen)
+		munmap((void *)cs[i].confgen, sizeof(uint64_t));
+	cs[i].confgen = NULL;
+	cs[i].confgen_tried = 0;
 	if (current == i)
 		current = -1;
 	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = ((uint64_t)cs[i].gen << 32) | (uint32_t)i };
