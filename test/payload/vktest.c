@@ -62,7 +62,7 @@ static void usage(void)
 		"commands: caps mounts cgroup rlimits ids fds sysinfo nproc hostname domainname\n"
 		"  cwd env cat FILE | write FILE TEXT | ls DIR | stat PATH | isatty | winsize\n"
 		"  oom_score_adj | ns | pid | sysctl KEY | mknod PATH | memhog MIB | forkbomb N\n"
-		"  loop sysinfo|getpid COUNT (failures, median/p99 ns)\n"
+		"  loop sysinfo|getpid|read COUNT (failures, median/p99 ns; read: 1 byte of /dev/zero)\n"
 		"  spin SECONDS | sleep SECONDS | exit N | kill SIG | echo ARGS... | readfd N\n"
 		"  tryopen PATH FLAGS (FLAGS: r w rw, plus c=creat x=excl t=trunc a=append\n"
 		"  d=directory p=path n=nofollow)\n"
@@ -312,18 +312,29 @@ static int cmd_loop(const char *what, long n)
 	unsigned long long ram = 0;
 	if (n <= 0 || !(ns = calloc((size_t)(n > 100 ? n : 100), sizeof *ns)))
 		fail("bad count");
-	if (strcmp(what, "getpid") == 0) {
-		/* Too short to time one by one: 100 batches, per-call time of each batch. */
+	if (strcmp(what, "getpid") == 0 || strcmp(what, "read") == 0) {
+		/* Too short to time one by one: 100 batches, per-call time of each batch.
+		 * read: 1 byte from /dev/zero (a hot syscall with an fd and a copy-out). */
 		long batch = n / 100 > 0 ? n / 100 : 1;
+		int rd = strcmp(what, "read") == 0, fd = rd ? open("/dev/zero", O_RDONLY | O_CLOEXEC) : -1;
+		char byte;
+		if (rd && fd < 0)
+			fail("open /dev/zero: %s", strerror(errno));
 		for (long b = 0; b < 100; b++) {
 			clock_gettime(CLOCK_MONOTONIC, &t0);
-			for (long i = 0; i < batch; i++)
-				syscall(SYS_getpid);
+			if (rd)
+				for (long i = 0; i < batch; i++)
+					syscall(SYS_read, fd, &byte, 1);
+			else
+				for (long i = 0; i < batch; i++)
+					syscall(SYS_getpid);
 			clock_gettime(CLOCK_MONOTONIC, &t1);
 			ns[b] = ((t1.tv_sec - t0.tv_sec) * 1000000000L + (t1.tv_nsec - t0.tv_nsec)) / batch;
 		}
 		qsort(ns, 100, sizeof *ns, cmp_long);
 		printf("calls=%ld\nfailures=0\nmedian_ns=%ld\np99_ns=%ld\n", batch * 100, ns[50], ns[99]);
+		if (fd >= 0)
+			close(fd);
 		free(ns);
 		return 0;
 	}
