@@ -255,15 +255,7 @@ static const uint64_t *confgen_open(const char *config)
 	const char *slash = strrchr(config, '/');
 	if (!slash || snprintf(p, sizeof p, "%.*s/vkfs.gen", (int)(slash - config), config) >= (int)sizeof p)
 		return NULL;
-	int fd = open(p, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return NULL;
-	struct stat st;
-	void *m = MAP_FAILED;
-	if (fstat(fd, &st) == 0 && st.st_size >= (off_t)sizeof(uint64_t))
-		m = mmap(NULL, sizeof(uint64_t), PROT_READ, MAP_SHARED, fd, 0);
-	close(fd);
-	return m == MAP_FAILED ? NULL : m;
+	return map_file_ro(p, sizeof(uint64_t), sizeof(uint64_t));
 }
 
 /* Makes container i current: its conf in the global `conf`, its loadavg state in `sh`. */

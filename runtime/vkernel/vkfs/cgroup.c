@@ -601,19 +601,9 @@ const struct loadpub *loadpub_open(const char *config)
 	char p[PATH_MAX];
 	if (loadpub_path(config, p, sizeof p) < 0)
 		return NULL;
-	int fd = open(p, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return NULL;
-	struct stat st;
-	void *m = MAP_FAILED;
-	if (fstat(fd, &st) == 0 && st.st_size >= (off_t)sizeof(struct loadpub))
-		m = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
-	close(fd);
-	if (m == MAP_FAILED)
-		return NULL;
-	const struct loadpub *lp = m;
-	if (__atomic_load_n(&lp->magic, __ATOMIC_ACQUIRE) != LOADPUB_MAGIC) {
-		munmap(m, 4096);
+	const struct loadpub *lp = map_file_ro(p, sizeof(struct loadpub), 4096);
+	if (lp && __atomic_load_n(&lp->magic, __ATOMIC_ACQUIRE) != LOADPUB_MAGIC) {
+		munmap((void *)lp, 4096);
 		return NULL;
 	}
 	return lp;
