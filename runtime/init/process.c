@@ -203,6 +203,12 @@ int process_setup(struct vk_plan *p, bool create_mode, struct vk_error *err)
 {
 	if (setup_cwd(p, create_mode, err) < 0 || setup_rlimits(p, err) < 0)
 		return -1;
+	/* The AppArmor profile / SELinux label for execve, as runc does: while still privileged
+	 * (changing them can need CAP_MAC_ADMIN) and before any seccomp filter (a profile that
+	 * denies or notifies openat/write must not see these writes). They take effect only at
+	 * execve, and a failure is still an `error` line before `ready` (PROTOCOL.md). */
+	if (lsm_exec_attrs(p, err) < 0)
+		return -1;
 	/* Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which the workload's
 	 * identity may not have: load it while still privileged (as runc does). */
 	if (p->seccomp_prog && !p->no_new_privs && load_seccomp(p, err) < 0)
@@ -214,9 +220,7 @@ int process_setup(struct vk_plan *p, bool create_mode, struct vk_error *err)
 	umask(p->has_umask ? p->umask : 022);
 	if (p->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return vk_fail(err, "no_new_privs", errno, "PR_SET_NO_NEW_PRIVS");
-	/* Last, after every privileged step and before `ready`/`exec`, so a failure is still
-	 * an `error` line; the profile / label only take effect at execve (PROTOCOL.md). */
-	return lsm_exec_attrs(p, err);
+	return 0;
 }
 
 static const char *env_get(struct vk_plan *p, const char *name)
