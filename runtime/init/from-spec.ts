@@ -459,8 +459,13 @@ function planMounts(spec: Spec, ctx: CreatePlanContext, probe: HostProbe): Mount
   return res;
 }
 
-/** Filesystems runc mounts without linux.mountLabel: binds, and those SELinux cannot label. */
-const UNLABELED_FSTYPES = new Set(['bind', 'proc', 'sysfs', 'cgroup', 'cgroup2']);
+/**
+ * Filesystems runc mounts without linux.mountLabel: binds, those SELinux cannot label, and
+ * mqueue, whose superblock exists with the IPC namespace already (a mount with context= is
+ * refused as a different security setting): runc labels its root afterwards instead
+ * (vkinit: the `mount_label` record, setxattr security.selinux on each mqueue mount).
+ */
+const UNLABELED_FSTYPES = new Set(['bind', 'proc', 'sysfs', 'cgroup', 'cgroup2', 'mqueue']);
 
 /**
  * runc's label.FormatMountLabel: `context="<label>"` appended to the data of every mount
@@ -550,6 +555,7 @@ export function buildCreatePlan(spec: Spec, ctx: CreatePlanContext): InitPlan {
 
   const mp = planMounts(spec, ctx, probe);
   labelMounts(mp.mounts, linux.mountLabel);
+  const mountLabel = linux.mountLabel && mp.mounts.some((m) => m.fstype === 'mqueue') ? linux.mountLabel : undefined;
   const devices = mp.setupDev ? planDevices(spec, hasUserNs || probe.runningInUserNs()) : [];
   const symlinks: [string, string][] = [...mp.symlinks];
   if (mp.setupDev) {
@@ -616,6 +622,7 @@ export function buildCreatePlan(spec: Spec, ctx: CreatePlanContext): InitPlan {
   }
   if (proc.apparmorProfile) plan.apparmorProfile = proc.apparmorProfile;
   if (proc.selinuxLabel) plan.selinuxLabel = proc.selinuxLabel;
+  if (mountLabel) plan.mountLabel = mountLabel;
   return plan;
 }
 

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/xattr.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
@@ -217,7 +218,7 @@ static unsigned long locked_flags(const char *path, unsigned long requested)
 	return flags;
 }
 
-static int mount_one(int rootfd, const struct vk_mount *m, struct vk_error *err)
+static int mount_one(int rootfd, const struct vk_mount *m, const char *mount_label, struct vk_error *err)
 {
 	const unsigned long bind_only = MS_BIND | MS_REC;
 	const unsigned long propagation = MS_SHARED | MS_SLAVE | MS_PRIVATE | MS_UNBINDABLE;
@@ -238,6 +239,11 @@ static int mount_one(int rootfd, const struct vk_mount *m, struct vk_error *err)
 	if (top < 0)
 		return vk_fail(err, "mount", errno, "reopen \"%s\"", m->dest);
 	fd_path(top, target);
+	/* mqueue takes no context= (its superblock came with the IPC namespace): label its root
+	 * instead, as runc does. setxattr follows the /proc/self/fd link to the mount. */
+	if (mount_label && !bind && !strcmp(m->fstype, "mqueue") &&
+	    setxattr(target, "security.selinux", mount_label, strlen(mount_label), 0) < 0)
+		return vk_fail(err, "mount", errno, "linux.mountLabel \"%s\": cannot label \"%s\"", mount_label, m->dest);
 	if (bind && (flags & ~bind_only)) {
 		unsigned long rflags = flags | MS_REMOUNT | MS_BIND;
 		int r = mount(NULL, target, NULL, rflags, NULL);
@@ -259,7 +265,7 @@ static int mount_one(int rootfd, const struct vk_mount *m, struct vk_error *err)
 int rootfs_mounts(struct vk_plan *p, int rootfd, struct vk_error *err)
 {
 	for (size_t i = 0; i < p->nmounts; i++)
-		if (mount_one(rootfd, &p->mounts[i], err) < 0)
+		if (mount_one(rootfd, &p->mounts[i], p->mount_label, err) < 0)
 			return -1;
 	return 0;
 }

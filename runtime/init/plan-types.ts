@@ -140,6 +140,11 @@ export interface InitPlan {
    * the session keyring vkinit creates (attr/keycreate), as runc.
    */
   selinuxLabel?: string;
+  /**
+   * linux.mountLabel when the plan mounts an mqueue: set as the security.selinux attribute of
+   * each mqueue mount's root (it cannot take context=; runc labels it the same way).
+   */
+  mountLabel?: string;
   /** Run in the container mount ns before pivot_root (createContainer). */
   createContainerHooks: PlanHook[];
   /** Run in the container after start, before execve (startContainer). */

@@ -471,6 +471,14 @@ static int op_selinux_label(struct vk_plan *p, struct rec *r)
 	return 0;
 }
 
+static int op_mount_label(struct vk_plan *p, struct rec *r)
+{
+	if (!r->argv[0][0])
+		return BAD;
+	p->mount_label = r->argv[0];
+	return 0;
+}
+
 /* vkernel_filter <bpf path> <flags> <agent socket> [metadata] */
 static int op_vkernel_filter(struct vk_plan *p, struct rec *r)
 {
@@ -532,6 +540,7 @@ static const struct {
 	{ "no_new_privs", 0, 0, op_no_new_privs },
 	{ "apparmor_profile", 1, 1, op_apparmor_profile },
 	{ "selinux_label", 1, 1, op_selinux_label },
+	{ "mount_label", 1, 1, op_mount_label },
 	{ "hook", 4, 1u << 20, op_hook },
 	{ "seccomp", 2, 2, op_seccomp },
 	{ "seccomp_listener", 1, 1, op_seccomp_listener },

@@ -146,6 +146,7 @@ export function encodePlan(plan: InitPlan): Buffer {
   if (plan.noNewPrivileges) w.add('no_new_privs');
   if (plan.apparmorProfile) w.add('apparmor_profile', plan.apparmorProfile);
   if (plan.selinuxLabel) w.add('selinux_label', plan.selinuxLabel);
+  if (plan.mountLabel) w.add('mount_label', plan.mountLabel);
   const hooks = [
     ...plan.createContainerHooks.map((h) => ['createContainer', h] as const),
     ...plan.startContainerHooks.map((h) => ['startContainer', h] as const),

@@ -150,6 +150,7 @@ struct vk_plan {
 	/* Armed for the workload's execve at the end of process_setup (lsm.c). */
 	const char *apparmor_profile; /* written as "exec <profile>" */
 	const char *selinux_label; /* exec label; also the session keyring's (keycreate) */
+	const char *mount_label;   /* security.selinux of each mqueue mount's root */
 	struct vk_hook *hooks;
 	size_t nhooks;
 	const char *seccomp_path;

@@ -300,7 +300,7 @@ describe('LSM fields from the spec', () => {
     return { source: fstype, destination: `/${fstype}`, fstype, flags, propagation: [], data, kind: 'dir' };
   }
 
-  test('labelMounts: context="<label>" after the data of all but binds, proc, sysfs and cgroup (runc\'s FormatMountLabel)', () => {
+  test('labelMounts: context="<label>" after the data of all but binds, proc, sysfs, cgroup and mqueue (runc\'s FormatMountLabel)', () => {
     const mounts = [
       m('tmpfs', 'mode=755,size=65536k'),
       m('devpts', ''),
@@ -316,7 +316,7 @@ describe('LSM fields from the spec', () => {
     expect(mounts.map((x) => x.data)).toEqual([
       `mode=755,size=65536k,context="${LABEL}"`,
       `context="${LABEL}"`,
-      `context="${LABEL}"`,
+      '', // mqueue: labelled after the mount (mount_label)
       '',
       '',
       'memory',
@@ -346,18 +346,20 @@ describe('LSM fields from the spec', () => {
     expect(data['/dev/pts'].startsWith('newinstance,')).toBe(true);
     expect(data['/dev/pts'].endsWith(`,context="${LABEL}"`)).toBe(true);
     expect(data['/dev/shm']).toContain(`context="${LABEL}"`);
-    expect(data['/dev/mqueue']).toBe(`context="${LABEL}"`);
+    expect(data['/dev/mqueue']).toBe(''); // labelled after the mount instead (mount_label)
+    expect(plan.mountLabel).toBe(LABEL);
     expect(data['/proc']).toBe('');
     expect(data['/sys']).toBe('');
     expect(data['/sys/fs/cgroup']).not.toContain('context=');
     // the records vkinit gets
     const recs = decode(encodePlan(plan));
     expect(recs.filter((r) => r[0] === 'apparmor_profile')).toEqual([['apparmor_profile', 'docker-default']]);
-    expect(recs.find((r) => r[0] === 'mount' && r[2] === '/dev/mqueue')?.[6]).toBe(`context="${LABEL}"`);
+    expect(recs.filter((r) => r[0] === 'mount_label')).toEqual([['mount_label', LABEL]]);
 
     const plain = buildCreatePlan(defaultSpec({}), ctx());
     expect(plain.apparmorProfile).toBeUndefined();
     expect(plain.selinuxLabel).toBeUndefined();
+    expect(plain.mountLabel).toBeUndefined();
     expect(plain.mounts.some((x) => x.data.includes('context='))).toBe(false);
   });
 
