@@ -79,12 +79,12 @@ export const updateCommand: CommandModule<GlobalArgs, UpdateArgs> = {
     const ctx = contextFrom(argv);
     const annotations = annotationsFromArgs(argv.annotation);
     const resources = resourcesFromArgs(argv);
-    // Annotations first: a bad value leaves the limits alone too.
-    if (annotations) {
-      const { deferred } = await updateAnnotations(ctx, argv.id, annotations);
-      for (const d of deferred) process.stderr.write(`vkernel update: ${d}\n`);
-    }
-    if (!annotations || Object.keys(resources).length > 0) await update(ctx, argv.id, resources);
+    if (!annotations) return update(ctx, argv.id, resources);
+    // The annotations are checked first and written last: a bad value leaves the limits
+    // alone, and a refused limit leaves the policy alone.
+    const withLimits = Object.keys(resources).length > 0 ? () => update(ctx, argv.id, resources) : undefined;
+    const { deferred } = await updateAnnotations(ctx, argv.id, annotations, { beforeApply: withLimits });
+    for (const d of deferred) process.stderr.write(`vkernel update: ${d}\n`);
   }),
 };
 

@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import { InvalidArgumentError } from '../errors';
 import { ANNOTATION_PREFIX, ANNOTATIONS, parseViewPolicy, unknownVkernelAnnotations, type ViewPolicy } from '../vkernel/policy';
 import { updateView, viewStatus } from '../vkernel/view';
+import { PRELOAD_DEST } from '../vkernel/syscalls';
 import { Container } from './container';
 import { viewDir } from './view-dir';
 
@@ -37,7 +38,15 @@ export interface AnnotationUpdate {
  * read or call: the view's files and the syscall agent read the same vkfs.conf. An empty
  * value removes the annotation (its default applies). Other annotations are refused.
  */
-export async function updateAnnotations(ctx: RuntimeContext, id: string, change: Record<string, string>): Promise<AnnotationUpdate> {
+export async function updateAnnotations(
+  ctx: RuntimeContext,
+  id: string,
+  change: Record<string, string>,
+  opts: {
+    /** Runs after the change is validated and before anything of it is written (a resources update: if it fails, the policy stays as it was). */
+    beforeApply?: () => Promise<void>;
+  } = {},
+): Promise<AnnotationUpdate> {
   for (const key of Object.keys(change)) {
     if (!key.startsWith(ANNOTATION_PREFIX)) {
       throw new InvalidArgumentError(`--annotation ${key}: only ${ANNOTATION_PREFIX}* annotations can be changed on a live container`, 'annotation');
@@ -47,17 +56,23 @@ export async function updateAnnotations(ctx: RuntimeContext, id: string, change:
   if (typos.length) {
     throw new InvalidArgumentError(`--annotation ${typos[0]}: unknown vkernel annotation; known: ${Object.values(ANNOTATIONS).join(', ')}`, 'annotation');
   }
+  const merged = (from: Record<string, string> | undefined): Record<string, string> => {
+    const out: Record<string, string> = { ...(from ?? {}) };
+    for (const [k, v] of Object.entries(change)) {
+      if (v === '') delete out[k];
+      else out[k] = v;
+    }
+    return out;
+  };
   const container = Container.load(ctx.store, id, ctx.sys);
   await container.require('update');
-  const spec = container.spec();
-  const annotations: Record<string, string> = { ...(spec.annotations ?? {}) };
-  for (const [k, v] of Object.entries(change)) {
-    if (v === '') delete annotations[k];
-    else annotations[k] = v;
-  }
+  parseViewPolicy(merged(container.spec().annotations)); // throws before anything is written
+  await opts.beforeApply?.();
+  // Read again: beforeApply (update) rewrote config.json with the new resources.
+  const spec = Container.load(ctx.store, id, ctx.sys).spec();
   const before = parseViewPolicy(spec.annotations);
-  const policy = parseViewPolicy(annotations); // throws before anything is written
-  spec.annotations = annotations;
+  spec.annotations = merged(spec.annotations);
+  const policy = parseViewPolicy(spec.annotations);
   writeFileAtomic(path.join(ctx.store.dir(id), 'config.json'), JSON.stringify(spec));
   const deferred: string[] = [];
   const dir = viewDir(ctx.store, id);
@@ -65,6 +80,9 @@ export async function updateAnnotations(ctx: RuntimeContext, id: string, change:
   if (fs.existsSync(dir)) await updateView(dir, { policy });
   if (!live && policy.view) deferred.push(`${ANNOTATIONS.view}=on: the container was created without a view; it applies at the next create`);
   if (policy.mode !== before.mode) deferred.push(`${ANNOTATIONS.mode}: the syscall mechanism is chosen at create; it applies at the next create`);
+  if (policy.syscalls.join() !== before.syscalls.join() && preloaded(container.record.pid)) {
+    deferred.push(`${ANNOTATIONS.syscalls}: this container's syscalls are virtualized by the preload library, which reads the setting when a process starts; running processes keep theirs`);
+  }
   if (before.syscalls.length === 0 && policy.syscalls.length > 0) {
     deferred.push(`${ANNOTATIONS.syscalls}: the container was created with none (no filter); it applies at the next create`);
   }
@@ -94,7 +112,19 @@ export function withStoredChecks(stored: LinuxResources, change: LinuxResources)
   const memory = { ...change.memory };
   const check = stored.memory?.checkBeforeUpdate;
   if (check !== undefined && memory.checkBeforeUpdate === undefined) memory.checkBeforeUpdate = check;
+  // Only a total that still holds the new limit (or unlimited): a higher limit than the old
+  // total leaves swap alone, as runc 1.1 does, instead of a refusal (swap < limit).
   const swap = stored.memory?.swap;
-  if (swap !== undefined && memory.limit !== undefined && memory.swap === undefined) memory.swap = swap;
+  const limit = memory.limit;
+  if (swap !== undefined && limit !== undefined && memory.swap === undefined && (swap === -1 || limit === -1 || swap >= limit)) memory.swap = swap;
   return { ...change, memory };
+}
+
+/** Whether the container's init runs with the vkernel preload library (the LD_PRELOAD mechanism). */
+function preloaded(initPid: number): boolean {
+  try {
+    return fs.readFileSync(`/proc/${initPid}/environ`, 'utf8').split('\0').some((e) => e.startsWith('LD_PRELOAD=') && e.includes(PRELOAD_DEST));
+  } catch {
+    return false;
+  }
 }

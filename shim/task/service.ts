@@ -6,7 +6,7 @@
 import * as path from 'node:path';
 import type { SharedAgent } from '../../runtime/vkernel/syscalls';
 import { updateAnnotations } from '../../runtime/container/update';
-import { ANNOTATION_PREFIX } from '../../runtime/vkernel/policy';
+import { ANNOTATIONS } from '../../runtime/vkernel/policy';
 import { makeContext, NotFoundError, NotImplementedError, AlreadyExistsError, InvalidArgumentError } from '../../runtime';
 import { validateContainerId } from '../../runtime/spec/validate';
 import { trace } from '../../runtime/trace';
@@ -215,17 +215,22 @@ export class TaskService {
     const c = this.#container(req.id);
     // io.vkernel.* annotations change the container's vkernel policy live (view, files, cpu
     // rule, syscalls: runtime/container/update.ts updateAnnotations); others are ignored.
-    // An Update may carry annotations alone; the resources are checked before either applies.
+    // An Update may carry annotations alone. The annotations are checked first and written
+    // last, so a refused limit leaves the policy as it was. Only the policy keys count: a
+    // client that sends the container's annotations back also sends io.vkernel.group etc.
     const all = req.annotations ?? {};
-    const vk = Object.fromEntries(Object.entries(all).filter(([k]) => k.startsWith(ANNOTATION_PREFIX)));
+    const policyKeys = new Set<string>(Object.values(ANNOTATIONS));
+    const vk = Object.fromEntries(Object.entries(all).filter(([k]) => policyKeys.has(k)));
     const withPolicy = Object.keys(vk).length > 0;
     const resources = req.resources || !withPolicy ? decodeResources(req.resources) : undefined;
-    if (Object.keys(all).length > Object.keys(vk).length) c.env.log.debug('update: annotations other than io.vkernel.* are ignored');
-    if (withPolicy) {
-      const { deferred } = await updateAnnotations(c.env.ctx, c.id, vk);
-      for (const d of deferred) c.env.log.warn(`update ${c.id}: ${d}`);
+    if (Object.keys(all).length > Object.keys(vk).length) c.env.log.debug(`update: annotations other than ${[...policyKeys].join(', ')} are ignored`);
+    const withLimits = resources ? () => c.init.update(resources) : undefined;
+    if (!withPolicy) {
+      await withLimits?.();
+      return {};
     }
-    if (resources) await c.init.update(resources);
+    const { deferred } = await updateAnnotations(c.env.ctx, c.id, vk, { beforeApply: withLimits });
+    for (const d of deferred) c.env.log.warn(`update ${c.id}: ${d}`);
     return {};
   }
 

@@ -397,6 +397,12 @@ describeIf(ok)('vkernel acceptance (CLI): policy changes on a running container'
       expect(typo.stderr).toContain('io.vkernel.veiw');
       expect(JSON.parse(fs.readFileSync(path.join(stateDir(b.id), 'config.json'), 'utf8')).annotations['io.vkernel.syscalls']).toBeUndefined();
       expect(await probe()).toMatchObject(virtual);
+      // A refused limit in the same update leaves the policy as it was (checked first, written last).
+      const refused = await runRuntime(['update', '--annotation', 'io.vkernel.view=off', '--cpuset-cpus', '0-999', b.id]);
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toContain('cpus');
+      expect(JSON.parse(fs.readFileSync(path.join(stateDir(b.id), 'config.json'), 'utf8')).annotations['io.vkernel.view']).toBe('on');
+      expect(await probe()).toMatchObject(virtual);
       await runRuntimeOk(['delete', '--force', b.id]);
     }));
 

@@ -14,6 +14,11 @@ describe('update: the change and the stored resources', () => {
     expect(withStoredChecks({}, { memory: { limit: 300 } })).toEqual({ memory: { limit: 300 } });
   });
 
+  it('a new limit above the stored total leaves swap alone (as runc 1.1), an unlimited total is carried', () => {
+    expect(withStoredChecks(stored, { memory: { limit: 1024 } })).toEqual({ memory: { limit: 1024, checkBeforeUpdate: true } });
+    expect(withStoredChecks({ memory: { limit: 256, swap: -1 } }, { memory: { limit: 1024 } })).toEqual({ memory: { limit: 1024, swap: -1 } });
+  });
+
   it('a swappiness-only change does not carry the swap total', () => {
     expect(withStoredChecks(stored, { memory: { swappiness: 10 } })).toEqual({ memory: { swappiness: 10, checkBeforeUpdate: true } });
   });
