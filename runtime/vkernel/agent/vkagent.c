@@ -122,7 +122,8 @@ struct cstate {
 	const struct loadpub *pub; /* vkfs's published loads (NULL: none found yet) */
 	double pub_try;            /* monotonic time of the last attempt to map it */
 	const uint64_t *confgen;   /* <conf dir>/vkfs.gen mapped (NULL: none, stat every call) */
-	uint64_t confgen_seen;
+	uint64_t confgen_seen;     /* the counter when the config was last checked */
+	int confgen_seen_ok;       /* and that check left the file's config in force */
 	int confgen_tried;
 };
 #define CACHE_S 0.1
@@ -311,21 +312,23 @@ int select_container(int i, int pid)
 	 * the counter stands still there is nothing to stat; without the file (a derived
 	 * config, an older view) the config is stat'ed on every call. */
 	int check = 1;
+	uint64_t now = 0;
 	if (!x->confgen_tried && conf.path[0]) {
 		x->confgen_tried = 1;
-		x->confgen = confgen_open(conf.path);
-		if (x->confgen)
-			x->confgen_seen = __atomic_load_n(x->confgen, __ATOMIC_ACQUIRE); /* and check once now */
-	} else if (x->confgen) {
-		uint64_t now = __atomic_load_n(x->confgen, __ATOMIC_ACQUIRE);
-		check = now != x->confgen_seen;
-		x->confgen_seen = now;
+		x->confgen = confgen_open(conf.path); /* and check once now */
+	}
+	if (x->confgen) {
+		now = __atomic_load_n(x->confgen, __ATOMIC_ACQUIRE);
+		check = !x->confgen_seen_ok || now != x->confgen_seen;
 	}
 	if (check) {
 		unsigned g = conf.generation;
-		conf_maybe_reload();
+		int current_ok = conf_maybe_reload();
 		if (conf.generation != g)
 			*x->c = conf;
+		/* Seen only once the config in force is the file's: a failed reload retries. */
+		x->confgen_seen = now;
+		x->confgen_seen_ok = current_ok;
 	}
 	facts_reset();
 	return 0;
@@ -484,7 +487,7 @@ static long status_last(const char *st, const char *key)
 		return 0;
 	const char *e = strchr(p + 1, '\n'); /* key starts with its line's '\n' */
 	if (!e)
-		e = p + strlen(p);
+		return 0; /* cut off by the buffer: the last digits would be part of another number */
 	const char *q = e;
 	while (q > p && q[-1] >= '0' && q[-1] <= '9')
 		q--;
@@ -500,7 +503,7 @@ static int affinity_target(int tid, uint64_t pid)
 		return tid;
 	if (pid > INT32_MAX)
 		return -1;
-	char p[64], st[2048];
+	char p[64], st[8192]; /* a long Groups: line comes before NSpid */
 	snprintf(p, sizeof p, "/proc/%d/status", tid);
 	if (read_small_once(p, st, sizeof st) <= 0)
 		return -1;
@@ -623,6 +626,7 @@ static void worker_add(int ep, int i, int fd)
 		munmap((void *)cs[i].confgen, sizeof(uint64_t));
 	cs[i].confgen = NULL;
 	cs[i].confgen_tried = 0;
+	cs[i].confgen_seen_ok = 0;
 	if (current == i)
 		current = -1;
 	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = ((uint64_t)cs[i].gen << 32) | (uint32_t)i };

@@ -584,7 +584,10 @@ void loadpub_publish(void)
 {
 	if (!lpub)
 		return;
-	__atomic_add_fetch(&lpub->seq, 1, __ATOMIC_ACQ_REL); /* odd: writing */
+	/* Odd while writing, even when done, from whatever was there: a worker killed between
+	 * the two stores of an earlier publish (the page outlives it) left it odd. */
+	uint32_t s = __atomic_load_n(&lpub->seq, __ATOMIC_RELAXED) | 1u;
+	__atomic_store_n(&lpub->seq, s, __ATOMIC_RELAXED);
 	__atomic_thread_fence(__ATOMIC_RELEASE);
 	for (int i = 0; i < 3; i++)
 		__atomic_store_n(&lpub->avenrun[i], (uint64_t)sh->avenrun[i], __ATOMIC_RELAXED);
@@ -592,8 +595,7 @@ void loadpub_publish(void)
 	lpub->nr_threads = sh->nr_threads;
 	lpub->last_pid = sh->last_pid;
 	lpub->last_sample = sh->last_sample;
-	__atomic_thread_fence(__ATOMIC_RELEASE);
-	__atomic_add_fetch(&lpub->seq, 1, __ATOMIC_ACQ_REL); /* even: done */
+	__atomic_store_n(&lpub->seq, s + 1, __ATOMIC_RELEASE); /* even: done */
 }
 
 const struct loadpub *loadpub_open(const char *config)

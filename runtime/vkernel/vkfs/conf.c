@@ -153,20 +153,21 @@ int conf_load(const char *path)
 	return 0;
 }
 
-void conf_maybe_reload(void)
+int conf_maybe_reload(void)
 {
 	struct stat st;
 	if (!conf.path[0] || stat(conf.path, &st) < 0)
-		return;
+		return 0;
 	if (st.st_ino == conf.ino && st.st_mtim.tv_sec == conf.mtime.tv_sec && st.st_mtim.tv_nsec == conf.mtime.tv_nsec) {
 		/* A removed cgroup dir that was created again gets a new fd on the next change. */
-		return;
+		return 1;
 	}
 	char path[PATH_MAX];
 	snprintf(path, sizeof path, "%s", conf.path);
 	int r = conf_load(path);
 	if (r < 0)
 		vlog("config %s: reload failed: %s (keeping the old one)", path, strerror(-r));
+	return r == 0;
 }
 
 volatile sig_atomic_t conf_reload_due;

@@ -107,7 +107,7 @@ struct conf {
 extern struct conf conf;
 int conf_load(const char *path);
 /* Re-reads the file when its mtime or inode changed; keeps the old config on error. */
-void conf_maybe_reload(void);
+int conf_maybe_reload(void); /* 1: the config in force is the file's (unchanged or reloaded) */
 /* Per request: reloads when signalled (SIGUSR2 from view.ts) or at most once a second. */
 #include <signal.h>
 extern volatile sig_atomic_t conf_reload_due;
