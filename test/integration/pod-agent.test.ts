@@ -28,7 +28,7 @@ const { agentPids } = require(${JSON.stringify(path.join(DIST, 'runtime/vkernel/
   const log = { info() {}, warn() {} };
   const agent = new PodAgent(root, 'group-1', log);
   const { socket } = await agent.socket();
-  for (let i = 0; i < 200 && agentPids(agent.dir).length < 3; i++) await new Promise((r) => setTimeout(r, 5));
+  for (let i = 0; i < 1000 && agentPids(agent.dir).length < 3; i++) await new Promise((r) => setTimeout(r, 10)); // a busy machine: up to 10 s
   const before = agentPids(agent.dir);
   if (killKeeper === '1') process.kill(before[0], 'SIGKILL');
   await agent.close();

@@ -905,7 +905,8 @@ describeIf(ok)(`resources (${runtimeName()})`, () => {
     const limit = (dirs: Map<string, string>) => readCg(dirs, 'memory', 'memory.limit_in_bytes');
 
     async function runFilled(check: boolean | undefined, shm = 0): Promise<{ b: Bundle; dirs: Map<string, string> }> {
-      const b = await makeBundle({ args: filler(shm), mutate: withResources({ memory: { limit: 128 * MiB, checkBeforeUpdate: check } }) });
+      // swappiness 0: the tmpfs pages stay in memory on a host with swap too (the 8 MiB step).
+      const b = await makeBundle({ args: filler(shm), mutate: withResources({ memory: { limit: 128 * MiB, swappiness: 0, checkBeforeUpdate: check } }) });
       const { dirs } = await runDetached(b);
       expect(await until(() => fs.existsSync(path.join(b.rootfs, 'tmp', 'filled')), 20_000)).toBe(true);
       // Not all of it stays charged (the kernel may drop some), but well above 32 MiB.
@@ -992,13 +993,14 @@ describeIf(ok)(`resources (${runtimeName()})`, () => {
     it('prints one stats document (runc shape) with the live numbers of a running container, and exits', () =>
       withLeakCheck(async () => {
         const b = await makeBundle({
-          args: ['/bin/sh', '-c', '/vktest spin 0.2; exec /vktest sleep 60'],
+          // 1 s of spinning: well over 50 ms of CPU even on a busy machine.
+          args: ['/bin/sh', '-c', '/vktest spin 1; exec /vktest sleep 60'],
           mutate: withResources({ memory: { limit: 64 * MiB }, pids: { limit: 20 } }),
         });
         const { dirs } = await runDetached(b);
         // Past the spin (CPU time used, the shell has exec'd the sleeper: one task).
         const cpuNs = () => Number(readCg(dirs, 'cpuacct', 'cpuacct.usage'));
-        expect(await until(() => cpuNs() > 50_000_000 && readCg(dirs, 'pids', 'pids.current') === '1')).toBe(true);
+        expect(await until(() => cpuNs() > 50_000_000 && readCg(dirs, 'pids', 'pids.current') === '1', 15_000)).toBe(true);
         const used = cpuNs();
         const r = await runRuntimeOk(['events', '--stats', b.id]);
         const lines = r.stdout.trim().split('\n');
