@@ -91,6 +91,7 @@ export class ShimManager {
       controlSocket: files.controlSocket,
       env,
       reuse: maxReuses(env.VKERNEL_SHIM_REUSE) > 0,
+      reuseGraceMs: graceMs(env.VKERNEL_SHIM_REUSE_GRACE_MS),
       log: (m) => this.#log(`pool: ${m}`),
     });
     this.#launcher = {
@@ -277,4 +278,10 @@ export function samePackage(root: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** VKERNEL_SHIM_REUSE_GRACE_MS: a whole number of ms; anything else keeps the default. */
+function graceMs(value: string | undefined): number | undefined {
+  const n = Number(value);
+  return value !== undefined && value.trim() !== '' && Number.isInteger(n) && n >= 0 ? n : undefined;
 }

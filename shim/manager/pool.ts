@@ -29,9 +29,11 @@ export interface WarmPoolOptions {
   checkInTimeoutMs?: number;
   /**
    * Daemons come back after their group ended (shim/daemon/reuse.ts; VKERNEL_SHIM_REUSE is not
-   * 0): after a hand-off, refill only if none came back within REUSE_GRACE_MS.
+   * 0): after a hand-off, refill only if none came back within the grace period.
    */
   reuse?: boolean;
+  /** That grace period (default REUSE_GRACE_MS; VKERNEL_SHIM_REUSE_GRACE_MS in the manager's environment). */
+  reuseGraceMs?: number;
   log?: (msg: string) => void;
 }
 
@@ -63,7 +65,7 @@ const MAX_BACKOFF_MS = 5 * 60_000;
  * one. `ctr run --rm` takes ~150 ms end to end; a spare booted at once instead would spend
  * its Node boot beside that container's Create and mostly be surplus when the daemon returns.
  */
-const REUSE_GRACE_MS = 1000;
+export const REUSE_GRACE_MS = 1000;
 /** Pids handed out that may come back; a bound on what daemons that exit leave here. */
 const MAX_REMEMBERED = 4096;
 
@@ -95,6 +97,7 @@ export class WarmPool {
       env: opts.env ?? process.env,
       checkInTimeoutMs: opts.checkInTimeoutMs ?? 30_000,
       reuse: opts.reuse ?? false,
+      reuseGraceMs: opts.reuseGraceMs ?? REUSE_GRACE_MS,
       log: opts.log ?? (() => undefined),
     };
   }
@@ -305,13 +308,13 @@ export class WarmPool {
     else setImmediate(() => this.fill());
   }
 
-  /** Refills once the daemon just handed out had its chance to come back (REUSE_GRACE_MS). */
+  /** Refills once the daemon just handed out had its chance to come back (the grace period). */
   #fillLater(): void {
     if (this.#refill) return;
     this.#refill = setTimeout(() => {
       this.#refill = undefined;
       this.fill();
-    }, REUSE_GRACE_MS);
+    }, this.#opts.reuseGraceMs);
     this.#refill.unref();
   }
 
