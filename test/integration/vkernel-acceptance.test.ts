@@ -31,7 +31,7 @@ import {
   withLeakCheck,
   type Bundle,
 } from '../harness';
-import { alive, fuseMounts, pgrep, until } from './helpers/vkernel';
+import { alive, fuseMounts, LOAD_LOOP as LOOP, pgrep, until } from './helpers/vkernel';
 
 const MiB = 1024 * 1024;
 const HOST_CPUS = os.cpus().length;
@@ -473,21 +473,6 @@ describeIf(ok)('vkernel acceptance (CLI): policy changes on a running container'
 });
 
 // ---- the supervisor killed under load ----
-
-/**
- * The loop: read /proc/meminfo and /sys/devices/system/cpu/online (content checked), 50
- * sysinfo() calls through vktest; every failure is appended to /tmp/err, the iteration
- * count written to /tmp/n.
- */
-const LOOP = [
-  'i=0',
-  'while :; do',
-  "  grep -q '^MemTotal: *262144 kB$' /proc/meminfo || echo \"meminfo $i\" >> /tmp/err",
-  '  [ "$(cat /sys/devices/system/cpu/online)" = 0 ] || echo "online $i" >> /tmp/err',
-  '  /vktest loop sysinfo 50 > /tmp/l 2>&1; grep -q "^failures=0$" /tmp/l && grep -q "^totalram=268435456$" /tmp/l || echo "sysinfo $i $(tr "\\n" " " < /tmp/l)" >> /tmp/err',
-  '  i=$((i+1)); echo $i > /tmp/n',
-  'done',
-].join('\n');
 
 async function loopContainer(): Promise<{ b: Bundle; iterations: () => number; errors: () => string[]; advance: (n?: number) => Promise<boolean> }> {
   const b = await makeBundle({ args: ['/bin/sh', '-c', LOOP], mutate: (s) => void (s.linux!.resources = { ...s.linux!.resources, ...LIMITS }) });

@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import { buildPath } from '../../runtime/paths';
 import { describeIf, parseKeyValues, requireFixtures, requireRoot, requirement, type TestContainerd } from '../harness';
 import { LAUNCHER, removeContainer, sleep, startShimEnv, waitFor, waitStatus, type ShimEnv } from './helpers/shim-env';
-import { alive, fuseMounts, pgrep } from './helpers/vkernel';
+import { alive, fuseMounts, LOAD_LOOP, pgrep } from './helpers/vkernel';
 
 const MiB = 1024 * 1024;
 const ok =
@@ -222,6 +222,53 @@ describeIf(ok)('vkernel view through the shim (containerd 1.6, ctr)', () => {
     await expectNothingLeft(id, pids);
   });
 
+  it('the supervisors killed while the workload reads (vkfs worker, pod agent worker, pod agent keeper): no error, the view comes back', async () => {
+    const id = 'vk-loadkill';
+    await env.cd.ctrOk(env.runArgs(id, ['sh', '-c', LOAD_LOOP], ['-d', '--cpus', '0.5', '--memory-limit', String(256 * MiB)]));
+    await waitStatus(env.cd, id, 'RUNNING');
+    const rootfs = path.join(env.bundle(id), 'rootfs');
+    const read = (f: string): string => {
+      try {
+        return fs.readFileSync(path.join(rootfs, 'tmp', f), 'utf8');
+      } catch {
+        return '';
+      }
+    };
+    const errors = (): string[] => read('err').split('\n').filter(Boolean);
+    const advance = async (): Promise<void> => {
+      const from = Number(read('n')) || 0;
+      await waitFor('the workload loop to go on', () => (Number(read('n')) || 0) >= from + 3, 20_000);
+    };
+    /** "keeper worker standby" of a pidfile. */
+    const trio = (pidfile: string): number[] => read0(pidfile).trim().split(/\s+/).map(Number);
+    const vkfsPids = path.join(env.stateRoot, id, 'view', 'vkfs.pid');
+    const agentPidfile = (): string => {
+      const dir = fs.readdirSync(env.stateRoot).find((d) => d.startsWith('.vkagent-'))!;
+      return path.join(env.stateRoot, dir, 'vkagent.pid');
+    };
+    await advance();
+    const pids = [...supervisor(id), ...podAgent()];
+    const replaced = async (pidfile: string, index: number, old: number): Promise<void> =>
+      waitFor(`a new process in place of ${old}`, () => trio(pidfile)[index] !== old && alive(trio(pidfile)[index]), 10_000);
+
+    const vkfsWorker = trio(vkfsPids)[1];
+    process.kill(vkfsWorker, 'SIGKILL');
+    await replaced(vkfsPids, 1, vkfsWorker);
+    await advance();
+    const agentWorker = trio(agentPidfile())[1];
+    process.kill(agentWorker, 'SIGKILL');
+    await replaced(agentPidfile(), 1, agentWorker);
+    await advance();
+    const agentKeeper = trio(agentPidfile())[0];
+    process.kill(agentKeeper, 'SIGKILL'); // the standby takes over
+    await replaced(agentPidfile(), 0, agentKeeper);
+    await advance();
+    expect(errors()).toEqual([]);
+    pids.push(...supervisor(id), ...podAgent());
+    await removeContainer(env.cd, id);
+    await expectNothingLeft(id, [...new Set(pids)]);
+  });
+
   it('one syscall agent per pod: two grouped containers share it; it dies with a SIGKILLed daemon', async () => {
     const group = ['--annotation', 'io.containerd.runc.v2.group=vk-pod'];
     const limits = ['--cpus', '0.5', '--memory-limit', String(256 * MiB)];
@@ -258,3 +305,11 @@ describeIf(ok)('vkernel view through the shim (containerd 1.6, ctr)', () => {
     await removeContainer(env.cd, 'vk-pod-a');
   });
 });
+
+function read0(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}

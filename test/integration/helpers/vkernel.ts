@@ -31,3 +31,18 @@ export function pgrep(pattern: string): number[] {
     return []; // exit 1: none
   }
 }
+
+/**
+ * The workload of the supervisor-kill tests (CLI and shim; 256 MiB, 1 CPU): read
+ * /proc/meminfo and /sys/devices/system/cpu/online (content checked), 50 sysinfo() calls
+ * through vktest; every failure is appended to /tmp/err, the iteration count written to /tmp/n.
+ */
+export const LOAD_LOOP = [
+  'i=0',
+  'while :; do',
+  "  grep -q '^MemTotal: *262144 kB$' /proc/meminfo || echo \"meminfo $i\" >> /tmp/err",
+  '  [ "$(cat /sys/devices/system/cpu/online)" = 0 ] || echo "online $i" >> /tmp/err',
+  '  /vktest loop sysinfo 50 > /tmp/l 2>&1; grep -q "^failures=0$" /tmp/l && grep -q "^totalram=268435456$" /tmp/l || echo "sysinfo $i $(tr "\\n" " " < /tmp/l)" >> /tmp/err',
+  '  i=$((i+1)); echo $i > /tmp/n',
+  'done',
+].join('\n');
