@@ -773,6 +773,31 @@ describeIf(ok)(`resources (${runtimeName()})`, () => {
       expect(events).toEqual([]);
     });
 
+    const hugeDir = '/sys/kernel/mm/hugepages/hugepages-2048kB';
+    const hugetlb = fs.existsSync(hugeDir) && (hasCgroupV1('hugetlb') || unifiedControllers().includes('hugetlb'));
+    (hugetlb ? it : it.skip)('hugepageLimits 2MB = 2 MiB: the first huge page is served, the second ends the workload with SIGBUS', () =>
+      withLeakCheck(async () => {
+        if (isRunc && !hasCgroupV1('hugetlb')) return; // runc 1.1 cannot set hugetlb in a hybrid host's cgroup2 tree
+        // The host's pool of 2 MiB pages needs room for the test; restored afterwards.
+        const pool = path.join(hugeDir, 'nr_hugepages');
+        const had = Number(fs.readFileSync(pool, 'utf8'));
+        if (had < 4) fs.writeFileSync(pool, '4');
+        try {
+          expect(Number(fs.readFileSync(path.join(hugeDir, 'free_hugepages'), 'utf8'))).toBeGreaterThanOrEqual(2);
+          const limited = await makeBundle({ args: vktest('hugetlb', 2), mutate: withResources({ hugepageLimits: [{ pageSize: '2MB', limit: 2 * MiB }] }) });
+          const r = await runBundle(limited);
+          expectCode(r, 128 + 7); // SIGBUS
+          expect(parseKeyValues(r.stdout).touched).toBe('1');
+          // Without the limit, the same two pages are served.
+          const free = await makeBundle({ args: vktest('hugetlb', 2) });
+          const ok = await runBundle(free);
+          expectCode(ok, 0);
+          expect(parseKeyValues(ok.stdout).touched).toBe('2');
+        } finally {
+          if (had < 4) fs.writeFileSync(pool, String(had));
+        }
+      }));
+
     it('a fork bomb stops at pids.max', () =>
       withLeakCheck(async () => {
         const b = await makeBundle({ args: vktest('forkbomb', 50), mutate: withResources({ pids: { limit: 10 } }) });

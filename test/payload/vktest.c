@@ -61,7 +61,7 @@ static void usage(void)
 		"usage: vktest COMMAND [ARGS...]\n"
 		"commands: caps mounts cgroup rlimits ids fds sysinfo nproc hostname domainname\n"
 		"  cwd env cat FILE | write FILE TEXT | ls DIR | stat PATH | isatty | winsize\n"
-		"  oom_score_adj | ns | pid | sysctl KEY | mknod PATH | memhog MIB | forkbomb N\n"
+		"  oom_score_adj | ns | pid | sysctl KEY | mknod PATH | memhog MIB | forkbomb N | hugetlb N (2 MiB pages)\n"
 		"  loop sysinfo|getpid|read COUNT (failures, median/p99 ns; read: 1 byte of /dev/zero)\n"
 		"  spin SECONDS | sleep SECONDS | exit N | kill SIG | echo ARGS... | readfd N\n"
 		"  tryopen PATH FLAGS (FLAGS: r w rw, plus c=creat x=excl t=trunc a=append\n"
@@ -549,6 +549,25 @@ static double now(clockid_t clock)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* N huge pages (2 MiB) mapped and touched one by one, printing each: the hugetlb limit
+ * ends it with SIGBUS at the page that would exceed it. */
+static int cmd_hugetlb(const char *arg)
+{
+	long n = parse_long(arg);
+	const size_t huge = 2UL << 20;
+	if (n <= 0)
+		fail("bad count");
+	char *p = mmap(NULL, (size_t)n * huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+	if (p == MAP_FAILED)
+		fail("mmap MAP_HUGETLB: %s", strerror(errno));
+	for (long i = 0; i < n; i++) {
+		p[(size_t)i * huge] = 1;
+		printf("touched=%ld\n", i + 1);
+		fflush(stdout);
+	}
+	return 0;
+}
+
 static int cmd_spin(const char *arg)
 {
 	double secs = parse_seconds(arg), start = now(CLOCK_MONOTONIC);
@@ -736,6 +755,8 @@ int main(int argc, char **argv)
 		want_args(argc, 1), rc = cmd_forkbomb(argv[2]);
 	else if (strcmp(cmd, "spin") == 0)
 		want_args(argc, 1), rc = cmd_spin(argv[2]);
+	else if (strcmp(cmd, "hugetlb") == 0)
+		want_args(argc, 1), rc = cmd_hugetlb(argv[2]);
 	else if (strcmp(cmd, "sleep") == 0)
 		want_args(argc, 1), rc = cmd_sleep(argv[2]);
 	else if (strcmp(cmd, "exit") == 0)
