@@ -62,6 +62,7 @@ static void usage(void)
 		"commands: caps mounts cgroup rlimits ids fds sysinfo nproc hostname domainname\n"
 		"  cwd env cat FILE | write FILE TEXT | ls DIR | stat PATH | isatty | winsize\n"
 		"  oom_score_adj | ns | pid | sysctl KEY | mknod PATH | memhog MIB | forkbomb N | hugetlb N (2 MiB pages)\n"
+		"  readdirect FILE (O_DIRECT read: bytes, ms)\n"
 		"  loop sysinfo|getpid|read COUNT (failures, median/p99 ns; read: 1 byte of /dev/zero)\n"
 		"  spin SECONDS | sleep SECONDS | exit N | kill SIG | echo ARGS... | readfd N\n"
 		"  tryopen PATH FLAGS (FLAGS: r w rw, plus c=creat x=excl t=trunc a=append\n"
@@ -568,6 +569,28 @@ static int cmd_hugetlb(const char *arg)
 	return 0;
 }
 
+/* FILE read with O_DIRECT (past the page cache, to the device) in 64 KiB blocks: bytes and ms. */
+static int cmd_readdirect(const char *file)
+{
+	int fd = open(file, O_RDONLY | O_DIRECT | O_CLOEXEC);
+	void *buf;
+	long total = 0;
+	ssize_t n;
+	if (fd < 0)
+		fail("open %s: %s", file, strerror(errno));
+	if (posix_memalign(&buf, 4096, 65536))
+		fail("posix_memalign");
+	double start = now(CLOCK_MONOTONIC);
+	while ((n = read(fd, buf, 65536)) > 0)
+		total += n;
+	if (n < 0)
+		fail("read %s: %s", file, strerror(errno));
+	printf("bytes=%ld\nms=%.0f\n", total, (now(CLOCK_MONOTONIC) - start) * 1000);
+	free(buf);
+	close(fd);
+	return 0;
+}
+
 static int cmd_spin(const char *arg)
 {
 	double secs = parse_seconds(arg), start = now(CLOCK_MONOTONIC);
@@ -757,6 +780,8 @@ int main(int argc, char **argv)
 		want_args(argc, 1), rc = cmd_spin(argv[2]);
 	else if (strcmp(cmd, "hugetlb") == 0)
 		want_args(argc, 1), rc = cmd_hugetlb(argv[2]);
+	else if (strcmp(cmd, "readdirect") == 0)
+		want_args(argc, 1), rc = cmd_readdirect(argv[2]);
 	else if (strcmp(cmd, "sleep") == 0)
 		want_args(argc, 1), rc = cmd_sleep(argv[2]);
 	else if (strcmp(cmd, "exit") == 0)
