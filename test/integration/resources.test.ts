@@ -824,6 +824,19 @@ describeIf(ok)(`resources (${runtimeName()})`, () => {
         expect(await readBack(false)).toBeLessThan(throttled / 2);
       }));
 
+    it('cpu.shares 1024 vs 256 on one CPU: two spinners share it about 4:1', () =>
+      withLeakCheck(async () => {
+        const spinner = (shares: number) =>
+          makeBundle({ args: vktest('spin', 3), mutate: withResources({ cpu: { shares, cpus: '0' } }) });
+        const [big, small] = await Promise.all([spinner(1024), spinner(256)]);
+        const [rb, rs] = await Promise.all([runBundle(big), runBundle(small)]);
+        expectCode(rb, 0);
+        expectCode(rs, 0);
+        const ratio = Number(parseKeyValues(rb.stdout).cpu_ms) / Number(parseKeyValues(rs.stdout).cpu_ms);
+        // 4 nominal; each may run alone for a moment while the other starts or ends.
+        expect(ratio).toBeGreaterThan(2);
+      }));
+
     it('a fork bomb stops at pids.max', () =>
       withLeakCheck(async () => {
         const b = await makeBundle({ args: vktest('forkbomb', 50), mutate: withResources({ pids: { limit: 10 } }) });
