@@ -837,6 +837,24 @@ describeIf(ok)(`resources (${runtimeName()})`, () => {
         expect(ratio).toBeGreaterThan(2);
       }));
 
+    const rtGroups = fs.existsSync(path.join(CGROUP_ROOT, 'cpu', 'cpu.rt_runtime_us'));
+    (rtGroups ? it : it.skip)('cpu.realtimeRuntime: SCHED_FIFO is refused in a cgroup without real-time runtime, allowed with it', () =>
+      withLeakCheck(async () => {
+        const fifo = async (resources: LinuxResources): Promise<string> => {
+          const mutate = (s: Spec): void => {
+            withResources(resources)(s);
+            // The right to ask for SCHED_FIFO at all; the cgroup then decides.
+            const caps = s.process!.capabilities!;
+            for (const set of ['bounding', 'effective', 'permitted'] as const) caps[set] = [...(caps[set] ?? []), 'CAP_SYS_NICE'];
+          };
+          const r = await runBundle(await makeBundle({ args: vktest('rtfifo'), mutate }));
+          expectCode(r, 0);
+          return parseKeyValues(r.stdout).fifo;
+        };
+        expect(await fifo({})).toBe('EPERM'); // a new cgroup gets no real-time runtime
+        expect(await fifo({ cpu: { realtimePeriod: 1_000_000, realtimeRuntime: 10_000 } })).toBe('ok');
+      }));
+
     it('a fork bomb stops at pids.max', () =>
       withLeakCheck(async () => {
         const b = await makeBundle({ args: vktest('forkbomb', 50), mutate: withResources({ pids: { limit: 10 } }) });

@@ -62,7 +62,7 @@ static void usage(void)
 		"commands: caps mounts cgroup rlimits ids fds sysinfo nproc hostname domainname\n"
 		"  cwd env cat FILE | write FILE TEXT | ls DIR | stat PATH | isatty | winsize\n"
 		"  oom_score_adj | ns | pid | sysctl KEY | mknod PATH | memhog MIB | forkbomb N | hugetlb N (2 MiB pages)\n"
-		"  readdirect FILE (O_DIRECT read: bytes, ms)\n"
+		"  readdirect FILE (O_DIRECT read: bytes, ms) | rtfifo (SCHED_FIFO allowed?)\n"
 		"  loop sysinfo|getpid|read COUNT (failures, median/p99 ns; read: 1 byte of /dev/zero)\n"
 		"  spin SECONDS | sleep SECONDS | exit N | kill SIG | echo ARGS... | readfd N\n"
 		"  tryopen PATH FLAGS (FLAGS: r w rw, plus c=creat x=excl t=trunc a=append\n"
@@ -591,6 +591,18 @@ static int cmd_readdirect(const char *file)
 	return 0;
 }
 
+/* sched_setscheduler(0, SCHED_FIFO, 1): "fifo=ok" or "fifo=<errno name>" (the cgroup's
+ * real-time runtime decides it under RT group scheduling). */
+static int cmd_rtfifo(void)
+{
+	struct sched_param sp = { .sched_priority = 1 };
+	if (sched_setscheduler(0, SCHED_FIFO, &sp) == 0)
+		printf("fifo=ok\n");
+	else
+		printf("fifo=%s\n", errno == EPERM ? "EPERM" : strerror(errno));
+	return 0;
+}
+
 static int cmd_spin(const char *arg)
 {
 	double secs = parse_seconds(arg), start = now(CLOCK_MONOTONIC);
@@ -780,6 +792,8 @@ int main(int argc, char **argv)
 		want_args(argc, 1), rc = cmd_spin(argv[2]);
 	else if (strcmp(cmd, "hugetlb") == 0)
 		want_args(argc, 1), rc = cmd_hugetlb(argv[2]);
+	else if (strcmp(cmd, "rtfifo") == 0 && argc == 2)
+		rc = cmd_rtfifo();
 	else if (strcmp(cmd, "readdirect") == 0)
 		want_args(argc, 1), rc = cmd_readdirect(argv[2]);
 	else if (strcmp(cmd, "sleep") == 0)
