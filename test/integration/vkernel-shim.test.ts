@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import { buildPath } from '../../runtime/paths';
 import { describeIf, parseKeyValues, requireFixtures, requireRoot, requirement, type TestContainerd } from '../harness';
 import { LAUNCHER, removeContainer, sleep, startShimEnv, waitFor, waitStatus, type ShimEnv } from './helpers/shim-env';
-import { alive, fuseMounts, LOAD_LOOP, pgrep } from './helpers/vkernel';
+import { alive, fuseMounts, LOAD_LOOP, loadLoopErrors, pgrep } from './helpers/vkernel';
 
 const MiB = 1024 * 1024;
 const ok =
@@ -234,7 +234,7 @@ describeIf(ok)('vkernel view through the shim (containerd 1.6, ctr)', () => {
         return '';
       }
     };
-    const errors = (): string[] => read('err').split('\n').filter(Boolean);
+    const errors = (): string[] => loadLoopErrors(read);
     const advance = async (): Promise<void> => {
       const from = Number(read('n')) || 0;
       await waitFor('the workload loop to go on', () => (Number(read('n')) || 0) >= from + 3, 20_000);

@@ -35,14 +35,34 @@ export function pgrep(pattern: string): number[] {
 /**
  * The workload of the supervisor-kill tests (CLI and shim; 256 MiB, 1 CPU): read
  * /proc/meminfo and /sys/devices/system/cpu/online (content checked), 50 sysinfo() calls
- * through vktest; every failure is appended to /tmp/err, the iteration count written to /tmp/n.
+ * through vktest; every failure is appended to /tmp/err, the iteration count written to
+ * /tmp/n. A batch whose last sysinfo() saw the host's memory goes to /tmp/open: a call in
+ * flight when the agent's worker dies is answered CONTINUE by design (fail open, once).
  */
 export const LOAD_LOOP = [
   'i=0',
   'while :; do',
   "  grep -q '^MemTotal: *262144 kB$' /proc/meminfo || echo \"meminfo $i\" >> /tmp/err",
   '  [ "$(cat /sys/devices/system/cpu/online)" = 0 ] || echo "online $i" >> /tmp/err',
-  '  /vktest loop sysinfo 50 > /tmp/l 2>&1; grep -q "^failures=0$" /tmp/l && grep -q "^totalram=268435456$" /tmp/l || echo "sysinfo $i $(tr "\\n" " " < /tmp/l)" >> /tmp/err',
+  '  /vktest loop sysinfo 50 > /tmp/l 2>&1',
+  '  if ! grep -q "^failures=0$" /tmp/l; then echo "sysinfo $i $(tr "\\n" " " < /tmp/l)" >> /tmp/err',
+  '  elif ! grep -q "^totalram=268435456$" /tmp/l; then echo "$i" >> /tmp/open; fi',
   '  i=$((i+1)); echo $i > /tmp/n',
   'done',
 ].join('\n');
+
+/**
+ * LOAD_LOOP's errors from its /tmp files (`read` gives a file's text, '' when missing): every
+ * failure, and a host value (fail-open) among the last 3 iterations, which means the view
+ * did not come back. A fail-open further back is the designed answer to a killed worker.
+ */
+export function loadLoopErrors(read: (file: string) => string): string[] {
+  const n = Number(read('n')) || 0;
+  const recentOpen = read('open')
+    .split('\n')
+    .filter(Boolean)
+    .map(Number)
+    .filter((i) => i >= n - 3)
+    .map((i) => `host value at iteration ${i} of ${n}: the view did not come back`);
+  return [...read('err').split('\n').filter(Boolean), ...recentOpen];
+}
