@@ -26,8 +26,11 @@ export function isInstalledCopy(): boolean {
 }
 
 /** What to do about a missing helper binary: rebuild in a source tree, reinstall an installed copy. */
-export function missingHelperFix(): string {
-  return isInstalledCopy() ? 'reinstall vkernel (make install)' : 'make native';
+export const BUILD_HINT = 'make native';
+export const INSTALLED_HINT = 'reinstall vkernel (make install)';
+
+export function missingHelperFix(installed = isInstalledCopy()): string {
+  return installed ? INSTALLED_HINT : BUILD_HINT;
 }
 
 /** runc's default is /run/runc; ours mirrors it. */

@@ -4,6 +4,7 @@
 // typical container, warn when a feature is degraded or off.
 import { detectCgroupSetup } from '../cgroups/manager';
 import { parseCgroupMounts } from '../cgroups/host';
+import { BUILD_HINT, missingHelperFix } from '../paths';
 import {
   SCMP_ACT_NOTIFY,
   SECCOMP_FILTER_FLAG_NEW_LISTENER,
@@ -115,10 +116,6 @@ export interface FuseFacts {
   fusermount?: string;
 }
 
-/** How to get missing native helpers back: build them in a build tree, reinstall an installed copy. */
-export const BUILD_HINT = 'make native';
-export const INSTALLED_HINT = 'reinstall vkernel (make install)';
-
 export function fuseRow(f: FuseFacts, fix = BUILD_HINT): CheckRow {
   const helper = f.fusermount ? `; fusermount3 at ${f.fusermount}` : '; no fusermount3 (root mounts need none)';
   const fallback = 'views fall back to snapshot files, refreshed on update, not at read time';
@@ -170,7 +167,7 @@ export async function hostRows(p: CheckProbe): Promise<CheckRow[]> {
   const h = p.helpers();
   const seccomp = await p.seccomp().catch((err: Error) => err);
   const vkfs = p.executable(h.vkfs) ? await p.run(h.vkfs, ['probe']) : undefined;
-  const fix = p.installed?.() ? INSTALLED_HINT : BUILD_HINT;
+  const fix = missingHelperFix(p.installed?.() ?? false);
   return [
     kernelRow(release),
     cgroupRow(p.readFile('/proc/self/mountinfo') ?? '', (mp) => p.readFile(`${mp}/cgroup.controllers`)),

@@ -76,7 +76,8 @@ export async function updateAnnotations(
   writeFileAtomic(path.join(ctx.store.dir(id), 'config.json'), JSON.stringify(spec));
   const deferred: string[] = [];
   const dir = viewDir(ctx.store, id);
-  const live = fs.existsSync(dir) && viewStatus(dir).mode !== 'stopped' && viewStatus(dir).mode !== 'off';
+  const mode = fs.existsSync(dir) ? viewStatus(dir).mode : 'stopped';
+  const live = mode !== 'stopped' && mode !== 'off';
   if (fs.existsSync(dir)) await updateView(dir, { policy });
   if (!live && policy.view) deferred.push(`${ANNOTATIONS.view}=on: the container was created without a view; it applies at the next create`);
   if (policy.mode !== before.mode) deferred.push(`${ANNOTATIONS.mode}: the syscall mechanism is chosen at create; it applies at the next create`);

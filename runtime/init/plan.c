@@ -455,29 +455,18 @@ static int op_seccomp_listener(struct vk_plan *p, struct rec *r)
 	return 0;
 }
 
-static int op_apparmor_profile(struct vk_plan *p, struct rec *r)
+/* A record whose one argument is a non-empty string (an LSM profile or label). */
+static int nonempty(const char **dst, struct rec *r)
 {
 	if (!r->argv[0][0])
 		return BAD;
-	p->apparmor_profile = r->argv[0];
+	*dst = r->argv[0];
 	return 0;
 }
 
-static int op_selinux_label(struct vk_plan *p, struct rec *r)
-{
-	if (!r->argv[0][0])
-		return BAD;
-	p->selinux_label = r->argv[0];
-	return 0;
-}
-
-static int op_mount_label(struct vk_plan *p, struct rec *r)
-{
-	if (!r->argv[0][0])
-		return BAD;
-	p->mount_label = r->argv[0];
-	return 0;
-}
+static int op_apparmor_profile(struct vk_plan *p, struct rec *r) { return nonempty(&p->apparmor_profile, r); }
+static int op_selinux_label(struct vk_plan *p, struct rec *r) { return nonempty(&p->selinux_label, r); }
+static int op_mount_label(struct vk_plan *p, struct rec *r) { return nonempty(&p->mount_label, r); }
 
 /* vkernel_filter <bpf path> <flags> <agent socket> [metadata] */
 static int op_vkernel_filter(struct vk_plan *p, struct rec *r)

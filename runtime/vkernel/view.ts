@@ -161,6 +161,12 @@ function writeReplace(file: string, data: string): void {
  */
 const GENERATION = 'vkfs.gen';
 
+/** The config replaced and its generation bumped: every config change goes through here. */
+function writeConfig(stateDir: string, r: ViewRecord): void {
+  writeReplace(path.join(stateDir, CONFIG), configFor(r));
+  bumpGeneration(stateDir);
+}
+
 function bumpGeneration(stateDir: string): void {
   const fd = fs.openSync(path.join(stateDir, GENERATION), fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
   try {
@@ -400,8 +406,7 @@ export async function startView(opts: StartViewOptions): Promise<ViewHandle> {
     save();
     return { mode: 'off', pid: 0, mounts: [], source: '' };
   }
-  writeReplace(path.join(stateDir, CONFIG), configFor(record));
-  bumpGeneration(stateDir);
+  writeConfig(stateDir, record);
 
   const want = opts.mode ?? 'auto';
   let fallbackReason: string | undefined;
@@ -453,8 +458,7 @@ export async function updateView(stateDir: string, change: ViewUpdate = {}): Pro
   if (change.containerInitStartTime !== undefined) r.startTicks = String(change.containerInitStartTime);
   writeReplace(path.join(dir, RECORD), JSON.stringify(r));
   if (r.mode === 'off') return 'off';
-  writeReplace(path.join(dir, CONFIG), configFor(r));
-  bumpGeneration(dir);
+  writeConfig(dir, r);
   if (r.mode === 'snapshot') {
     await writeSnapshot(r, dir);
     return 'snapshot';

@@ -14,8 +14,9 @@
  *
  *   syscalls=all|none|sysinfo,sched_getaffinity   (used when there is no conf file)
  * Without conf= the cgroup dirs come from /proc/<pid>/cgroup of the container process.
- * The conf file is checked (one stat) on every call, so a policy change (view, cpu rule,
- * files, syscalls) applies from the next call; a syscall switched off answers CONTINUE.
+ * The conf file is re-read when the view's vkfs.gen counter (mapped, bumped by the runtime
+ * after each change) moves, so a policy change (view, cpu rule, files, syscalls) applies
+ * from the next call at no per-call cost; a syscall switched off answers CONTINUE.
  *
  * Handled: sysinfo and sched_getaffinity(pid, ...) for pid 0, the caller's own tid or its
  * thread group id (in the caller's pid namespace). The numbers come from the same code as
@@ -253,8 +254,7 @@ static int derive_conf(int i, int pid, char *path, size_t cap)
 static const uint64_t *confgen_open(const char *config)
 {
 	char p[PATH_MAX];
-	const char *slash = strrchr(config, '/');
-	if (!slash || snprintf(p, sizeof p, "%.*s/vkfs.gen", (int)(slash - config), config) >= (int)sizeof p)
+	if (conf_sibling(config, "vkfs.gen", p, sizeof p) < 0)
 		return NULL;
 	return map_file_ro(p, sizeof(uint64_t), sizeof(uint64_t));
 }
@@ -475,9 +475,6 @@ static int do_sysinfo(int fd, struct seccomp_notif *req, int64_t *ret)
 	return 0;
 }
 
-/* sched_getaffinity(pid, len) of task `tid` (host tid) as the container sees it: the real
- * mask with only its first N set CPUs kept. Returns the byte count (as the kernel), -1 to
- * pass the call through (the kernel then gives the caller its own error). */
 /* The last number of a "Key:\t1\t2..." line of a /proc status text (the innermost pid
  * namespace's); 0 when missing. */
 static long status_last(const char *st, const char *key)
@@ -516,6 +513,9 @@ static int affinity_target(int tid, uint64_t pid)
 	return -1;
 }
 
+/* sched_getaffinity(pid, len) of task `tid` (host tid) as the container sees it: the real
+ * mask with only its first N set CPUs kept. Returns the byte count (as the kernel), -1 to
+ * pass the call through (the kernel then gives the caller its own error). */
 long compute_affinity(int tid, uint64_t pid, uint64_t len, unsigned char *mask, size_t cap)
 {
 	if (!conf.view || !(conf.syscalls & SC_SCHED_GETAFFINITY))

@@ -548,10 +548,7 @@ struct loadpub *lpub;
 
 int loadpub_path(const char *config, char *out, size_t cap)
 {
-	const char *slash = strrchr(config, '/');
-	int dl = slash ? (int)(slash - config) : 1;
-	int n = snprintf(out, cap, "%.*s/%s", dl, slash ? config : ".", LOADPUB_FILE);
-	return n < 0 || (size_t)n >= cap ? -1 : 0;
+	return conf_sibling(config, LOADPUB_FILE, out, cap);
 }
 
 struct loadpub *loadpub_create(const char *config)

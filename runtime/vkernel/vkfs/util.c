@@ -369,6 +369,14 @@ void vlog(const char *fmt, ...)
 		tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)getpid(), msg);
 }
 
+int conf_sibling(const char *config, const char *name, char *out, size_t cap)
+{
+	const char *slash = strrchr(config, '/');
+	int dl = slash ? (int)(slash - config) : 1;
+	int n = snprintf(out, cap, "%.*s/%s", dl, slash ? config : ".", name);
+	return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
 const void *map_file_ro(const char *path, size_t min, size_t len)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -46,6 +46,8 @@ int read_file_once(const char *path, struct buf *b);
 int read_file_whole(const char *path, struct buf *b);
 /* Small file into dst (NUL-terminated, truncated to cap-1). Length or -errno. */
 ssize_t read_small(const char *path, char *dst, size_t cap);
+/* NAME in the directory of the config file CONFIG (the view's state dir); -1 if too long. */
+int conf_sibling(const char *config, const char *name, char *out, size_t cap);
 /* PATH mapped shared and read-only (len bytes) when it has at least min bytes; NULL otherwise. */
 const void *map_file_ro(const char *path, size_t min, size_t len);
 ssize_t read_small_once(const char *path, char *dst, size_t cap);
