@@ -31,7 +31,7 @@ import {
   vktest,
   withLeakCheck,
 } from '../harness';
-import { isRunc, runDetached, stateOf, tempDir } from './helpers/oci';
+import { expectGone, isRunc, runDetached, stateOf, tempDir } from './helpers/oci';
 
 const ok = requireRoot() && requireFixtures() && requireRuntime();
 
@@ -79,12 +79,6 @@ async function corpusBundle(file: string): Promise<Bundle> {
   const b = await makeBundle();
   fs.copyFileSync(path.join(CORPUS_DIR, file), path.join(b.dir, 'config.json'));
   return b;
-}
-
-async function expectGone(id: string): Promise<void> {
-  const st = await runRuntime(['state', id]);
-  expect(st.code).not.toBe(0);
-  expect(st.stderr).toMatch(/container does not exist/);
 }
 
 /** Entries of the state root (to show a bad id created nothing there). */

@@ -30,7 +30,7 @@ import {
   vktest,
   withLeakCheck,
 } from '../harness';
-import { runDetached, stateOf } from './helpers/oci';
+import { expectGone, runDetached, stateOf } from './helpers/oci';
 
 const lsm = hostLsm();
 const noLsm = !lsm.apparmor && !lsm.selinux;
@@ -51,12 +51,6 @@ function oneLine(r: RunResult, ...parts: string[]): void {
   const lines = parseLines(r.stderr);
   expect(lines).toHaveLength(1);
   for (const p of parts) expect(lines[0]).toContain(p);
-}
-
-async function expectGone(id: string): Promise<void> {
-  const st = await runRuntime(['state', id]);
-  expect(st.code).not.toBe(0);
-  expect(st.stderr).toMatch(/container does not exist/);
 }
 
 describeIf(ok)('apparmorProfile / selinuxLabel on a host without AppArmor and SELinux', () => {

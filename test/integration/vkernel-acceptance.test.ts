@@ -31,7 +31,7 @@ import {
   withLeakCheck,
   type Bundle,
 } from '../harness';
-import { alive, fuseMounts, LOAD_LOOP as LOOP, loadLoopErrors, pgrep, until } from './helpers/vkernel';
+import { alive, fuseMounts, LOAD_LOOP as LOOP, loadLoop, pgrep, until, type LoadLoop } from './helpers/vkernel';
 
 const MiB = 1024 * 1024;
 const HOST_CPUS = os.cpus().length;
@@ -327,6 +327,7 @@ describeIf(ok)('vkernel acceptance (CLI): sysinfo() agrees with the view', () =>
         "echo diskstats_fields=$(busybox awk '{print NF}' /proc/diskstats | sort -u | tr '\\n' ,)",
         'for f in /proc/pressure/*; do echo "pressure_$(basename $f)=$(head -1 $f | cut -d" " -f1)"; done',
         "echo pressure_mounts=$(grep ' /proc/pressure/' /proc/self/mountinfo | grep -c fuse.vkfs)",
+        "echo swaps_diskstats_mounts=$(grep -E ' /proc/(swaps|diskstats) ' /proc/self/mountinfo | grep -c fuse.vkfs)",
         '/vktest sysinfo',
       ].join('\n');
       const swapLimit = 512 * MiB; // memory+swap: 256 MiB of swap at most
@@ -359,6 +360,9 @@ describeIf(ok)('vkernel acceptance (CLI): sysinfo() agrees with the view', () =>
       expect(kv.diskstats_fields === '' || /^(14|18|20)(,(14|18|20))*,$/.test(kv.diskstats_fields)).toBe(true);
       const hostLines = fs.readFileSync('/proc/diskstats', 'utf8').trim().split('\n').length;
       expect(Number(kv.diskstats_lines)).toBeLessThanOrEqual(hostLines);
+      // /proc/swaps and /proc/diskstats are the view's files (not the host's, which the
+      // checks above could not tell apart on a host without swap)
+      expect(kv.swaps_diskstats_mounts).toBe('2');
       // every /proc/pressure file the host has is mounted from the view and readable
       const hostPressure = fs.readdirSync('/proc/pressure').sort();
       expect(Number(kv.pressure_mounts)).toBe(hostPressure.length);
@@ -474,30 +478,12 @@ describeIf(ok)('vkernel acceptance (CLI): policy changes on a running container'
 
 // ---- the supervisor killed under load ----
 
-async function loopContainer(): Promise<{ b: Bundle; iterations: () => number; errors: () => string[]; advance: (n?: number) => Promise<boolean> }> {
+async function loopContainer(): Promise<LoadLoop & { b: Bundle }> {
   const b = await makeBundle({ args: ['/bin/sh', '-c', LOOP], mutate: (s) => void (s.linux!.resources = { ...s.linux!.resources, ...LIMITS }) });
-  const iterations = () => {
-    try {
-      return Number(fs.readFileSync(path.join(b.rootfs, 'tmp', 'n'), 'utf8')) || 0;
-    } catch {
-      return 0;
-    }
-  };
-  const errors = () =>
-    loadLoopErrors((f) => {
-      try {
-        return fs.readFileSync(path.join(b.rootfs, 'tmp', f), 'utf8');
-      } catch {
-        return '';
-      }
-    });
-  const advance = async (n = 5) => {
-    const from = iterations();
-    return until(() => iterations() >= from + n, 15_000);
-  };
   await runRuntimeOk(['run', '--detach', '--bundle', b.dir, b.id]);
-  expect(await advance()).toBe(true);
-  return { b, iterations, errors, advance };
+  const loop = loadLoop(b.rootfs);
+  expect(await loop.advance()).toBe(true);
+  return { b, ...loop };
 }
 
 function kill(pid: number): void {

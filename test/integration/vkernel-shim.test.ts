@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import { buildPath } from '../../runtime/paths';
 import { describeIf, parseKeyValues, requireFixtures, requireRoot, requirement, type TestContainerd } from '../harness';
 import { LAUNCHER, removeContainer, sleep, startShimEnv, waitFor, waitStatus, type ShimEnv } from './helpers/shim-env';
-import { alive, fuseMounts, LOAD_LOOP, loadLoopErrors, pgrep } from './helpers/vkernel';
+import { alive, fuseMounts, LOAD_LOOP, loadLoop, pgrep, readOr } from './helpers/vkernel';
 
 const MiB = 1024 * 1024;
 const ok =
@@ -226,21 +226,10 @@ describeIf(ok)('vkernel view through the shim (containerd 1.6, ctr)', () => {
     const id = 'vk-loadkill';
     await env.cd.ctrOk(env.runArgs(id, ['sh', '-c', LOAD_LOOP], ['-d', '--cpus', '0.5', '--memory-limit', String(256 * MiB)]));
     await waitStatus(env.cd, id, 'RUNNING');
-    const rootfs = path.join(env.bundle(id), 'rootfs');
-    const read = (f: string): string => {
-      try {
-        return fs.readFileSync(path.join(rootfs, 'tmp', f), 'utf8');
-      } catch {
-        return '';
-      }
-    };
-    const errors = (): string[] => loadLoopErrors(read);
-    const advance = async (): Promise<void> => {
-      const from = Number(read('n')) || 0;
-      await waitFor('the workload loop to go on', () => (Number(read('n')) || 0) >= from + 3, 20_000);
-    };
+    const loop = loadLoop(path.join(env.bundle(id), 'rootfs'));
+    const advance = async (): Promise<void> => expect(await loop.advance()).toBe(true);
     /** "keeper worker standby" of a pidfile. */
-    const trio = (pidfile: string): number[] => read0(pidfile).trim().split(/\s+/).map(Number);
+    const trio = (pidfile: string): number[] => readOr(pidfile).trim().split(/\s+/).map(Number);
     const vkfsPids = path.join(env.stateRoot, id, 'view', 'vkfs.pid');
     const agentPidfile = (): string => {
       const dir = fs.readdirSync(env.stateRoot).find((d) => d.startsWith('.vkagent-'))!;
@@ -263,7 +252,7 @@ describeIf(ok)('vkernel view through the shim (containerd 1.6, ctr)', () => {
     process.kill(agentKeeper, 'SIGKILL'); // the standby takes over
     await replaced(agentPidfile(), 0, agentKeeper);
     await advance();
-    expect(errors()).toEqual([]);
+    expect(loop.errors()).toEqual([]);
     pids.push(...supervisor(id), ...podAgent());
     await removeContainer(env.cd, id);
     await expectNothingLeft(id, [...new Set(pids)]);
@@ -305,11 +294,3 @@ describeIf(ok)('vkernel view through the shim (containerd 1.6, ctr)', () => {
     await removeContainer(env.cd, 'vk-pod-a');
   });
 });
-
-function read0(file: string): string {
-  try {
-    return fs.readFileSync(file, 'utf8');
-  } catch {
-    return '';
-  }
-}

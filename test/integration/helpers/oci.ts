@@ -215,3 +215,10 @@ export async function hostUnmountAll(dir: string): Promise<void> {
 export function stderrLines(stderr: string): string[] {
   return stderr.split('\n').filter((l) => l.trim() !== '');
 }
+
+/** `state` of a container that must not exist (a refused create left nothing behind). */
+export async function expectGone(id: string): Promise<void> {
+  const st = await runRuntime(['state', id]);
+  expect(st.code).not.toBe(0);
+  expect(st.stderr).toMatch(/container does not exist/);
+}

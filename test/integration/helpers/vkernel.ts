@@ -3,6 +3,7 @@
 // supervisor processes on the host.
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { waitFor } from './shim-env';
 
 export { alive } from './shim-env';
@@ -51,18 +52,44 @@ export const LOAD_LOOP = [
   'done',
 ].join('\n');
 
-/**
- * LOAD_LOOP's errors from its /tmp files (`read` gives a file's text, '' when missing): every
- * failure, and a host value (fail-open) among the last 3 iterations, which means the view
- * did not come back. A fail-open further back is the designed answer to a killed worker.
- */
-export function loadLoopErrors(read: (file: string) => string): string[] {
-  const n = Number(read('n')) || 0;
-  const recentOpen = read('open')
-    .split('\n')
-    .filter(Boolean)
-    .map(Number)
-    .filter((i) => i >= n - 3)
-    .map((i) => `host value at iteration ${i} of ${n}: the view did not come back`);
-  return [...read('err').split('\n').filter(Boolean), ...recentOpen];
+/** A file's text, or '' when it cannot be read (a file a workload writes may not exist yet). */
+export function readOr(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+export interface LoadLoop {
+  /** Iterations done so far. */
+  iterations(): number;
+  /**
+   * Every failure, and a host value (fail-open) among the last 3 iterations, which means the
+   * view did not come back. A fail-open further back is the designed answer to a killed worker.
+   */
+  errors(): string[];
+  /** Waits for `n` more iterations (default 5, so a fail-open at the kill is out of errors()' window). */
+  advance(n?: number): Promise<boolean>;
+}
+
+/** LOAD_LOOP running in a container whose root (as the host sees it) is `rootfs`. */
+export function loadLoop(rootfs: string): LoadLoop {
+  const read = (f: string): string => readOr(path.join(rootfs, 'tmp', f));
+  const iterations = (): number => Number(read('n')) || 0;
+  const errors = (): string[] => {
+    const n = iterations();
+    const recentOpen = read('open')
+      .split('\n')
+      .filter(Boolean)
+      .map(Number)
+      .filter((i) => i >= n - 3)
+      .map((i) => `host value at iteration ${i} of ${n}: the view did not come back`);
+    return [...read('err').split('\n').filter(Boolean), ...recentOpen];
+  };
+  const advance = async (n = 5): Promise<boolean> => {
+    const from = iterations();
+    return until(() => iterations() >= from + n, 20_000);
+  };
+  return { iterations, errors, advance };
 }
