@@ -85,6 +85,21 @@ function readLine(fd: number, first: Buffer): string {
   return data.toString('utf8', 0, data.includes(0x0a) ? data.indexOf(0x0a) : data.length);
 }
 
+/**
+ * A daemon that may not go back to the pool says why before it exits ({"pid":N,"leaving":…}):
+ * the manager logs it and boots a replacement at once instead of after the grace period.
+ */
+function leave(controlSocket: string, why: string): never {
+  try {
+    const ctl = native().connectUnix(controlSocket);
+    fs.writeSync(ctl, `${JSON.stringify({ pid: process.pid, leaving: why })}\n`);
+    fs.closeSync(ctl);
+  } catch {
+    // no manager any more: nobody to tell
+  }
+  process.exit(0);
+}
+
 /** How long a daemon back from a group waits in the pool before it collects garbage. */
 const POOL_GC_DELAY_MS = 1000;
 
@@ -145,7 +160,8 @@ async function warm(controlSocket: string): Promise<void> {
     // pool if it may, else exit as a daemon always did.
     await new Promise<void>((resolve) => void serve(config, fd, { exitProcess: false, onIdle: resolve }).catch(fatal));
     bundleForErrors = undefined;
-    if (reuse.refusal() !== undefined) process.exit(0);
+    const why = reuse.refusal(compact);
+    if (why !== undefined) leave(controlSocket, why);
     reuse.count++;
   }
 }

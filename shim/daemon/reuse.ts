@@ -6,9 +6,9 @@
 //     whatever a long life could accumulate;
 //   - something moved it to another cgroup (shim_cgroup, a pod's cgroup): it must leave that
 //     cgroup with its group, or the cgroup could never be removed;
-//   - its RSS grew by more than RSS_GROWTH_LIMIT since it first checked in (measured without a
-//     collection first, so garbage counts too: the limit is generous, and a false refusal only
-//     costs a fresh daemon's boot).
+//   - its RSS grew by more than RSS_GROWTH_LIMIT since it first checked in, and still has after
+//     a full collection (garbage alone is no reason: the first measure is taken without one,
+//     as a collection costs milliseconds right when containerd's `delete` wants the CPU).
 // The manager refuses it too when its pool is full or it is not the manager that started it
 // (shim/manager/pool.ts): an upgraded package never gets old code back.
 import * as fs from 'node:fs';
@@ -39,12 +39,21 @@ export class ReusePolicy {
 
   constructor(readonly max: number) {}
 
-  /** Why this daemon may not go back to the pool now; undefined when it may. */
-  refusal(): string | undefined {
+  /**
+   * Why this daemon may not go back to the pool now; undefined when it may. `collect` runs a
+   * full garbage collection, called only when the RSS looks grown.
+   */
+  refusal(collect: () => void = () => undefined): string | undefined {
     if (this.count >= this.max) return `reused ${this.count} times (limit ${this.max})`;
     if (ownCgroups() !== this.#cgroups) return 'moved to another cgroup while serving';
-    const grown = process.memoryUsage.rss() - this.#rss;
-    if (grown > RSS_GROWTH_LIMIT) return `RSS grew by ${(grown / 2 ** 20).toFixed(1)} MiB`;
+    if (this.#grown() <= RSS_GROWTH_LIMIT) return undefined;
+    collect();
+    const grown = this.#grown();
+    if (grown > RSS_GROWTH_LIMIT) return `RSS grew by ${(grown / 2 ** 20).toFixed(1)} MiB (limit ${RSS_GROWTH_LIMIT / 2 ** 20} MiB)`;
     return undefined;
+  }
+
+  #grown(): number {
+    return process.memoryUsage.rss() - this.#rss;
   }
 }

@@ -6,7 +6,8 @@
 // sends it the DaemonConfig line with the group's listening socket attached (SCM_RIGHTS) and
 // closes our end; from then on the manager has nothing to do with it, until the daemon's group
 // ends and it checks in again with {"pid":N,"reuse":K} (shim/daemon/reuse.ts): taken back
-// while the pool has room, else it exits. Closing the pool (or
+// while the pool has room, else it exits; or, when it may not be reused, it says
+// {"pid":N,"leaving":"<why>"} and exits. Closing the pool (or
 // the manager dying) closes the control connections of the daemons still waiting, and they
 // exit. A daemon that dies before checking in counts as a failure: after a few in a row,
 // refilling backs off, so a broken install does not become a fork loop.
@@ -52,6 +53,8 @@ interface CheckIn {
   pid?: unknown;
   /** Groups a returning daemon served after its first (absent for a new daemon). */
   reuse?: unknown;
+  /** A handed-out daemon that may not come back says why (shim/daemon/reuse.ts), then exits. */
+  leaving?: unknown;
 }
 
 const FAILURES_BEFORE_BACKOFF = 3;
@@ -222,6 +225,7 @@ export class WarmPool {
         // below: refused
       }
       if (peer !== pid) return bail(`check-in says pid ${pid}, but the connection is from pid ${peer}`);
+      if (msg.leaving !== undefined) return this.#onLeaving(pid, String(msg.leaving), sock);
       const reused = msg.reuse !== undefined;
       const spawned = this.#spawned.get(pid);
       if (reused) {
@@ -243,6 +247,11 @@ export class WarmPool {
       if (spawned) setNice(pid, os.getPriority());
       const waiting: Waiting = { pid, socket: sock, fd };
       this.#waiting.push(waiting);
+      // Back in time: the pool is whole again, nothing left for the grace timer to refill.
+      if (reused && this.#refill && this.#spawned.size + this.#waiting.length >= this.#opts.size) {
+        clearTimeout(this.#refill);
+        this.#refill = undefined;
+      }
       for (const wake of this.#checkInWaiters) wake();
       this.#failures = 0;
       this.#opts.log(`warm daemon ${pid} ready${reused ? ` (back, reused ${String(msg.reuse)} times)` : ''}`);
@@ -295,6 +304,14 @@ export class WarmPool {
     }
   }
 
+  /** A daemon handed out will not come back: no point waiting out the grace period. */
+  #onLeaving(pid: number, why: string, sock: net.Socket): void {
+    sock.destroy();
+    if (!this.#handedOut.delete(pid)) return void this.#opts.log(`control connection dropped: daemon ${pid} leaves, but this manager did not hand it out`);
+    this.#opts.log(`warm daemon ${pid} does not come back: ${why.slice(0, 200)}`);
+    if (!this.#closed) this.#fillNow();
+  }
+
   #remember(pid: number): void {
     this.#handedOut.add(pid);
     if (this.#handedOut.size > MAX_REMEMBERED) this.#handedOut.delete(this.#handedOut.values().next().value!);
@@ -308,9 +325,14 @@ export class WarmPool {
     else setImmediate(() => this.fill());
   }
 
-  /** Refills once the daemon just handed out had its chance to come back (the grace period). */
+  /**
+   * Refills once the daemon just handed out had its chance to come back (the grace period).
+   * The period runs from the latest hand-off: a timer left from an earlier one would fire
+   * while a daemon that always came back in time is out again, and boot a spare that makes
+   * it surplus when it returns.
+   */
   #fillLater(): void {
-    if (this.#refill) return;
+    if (this.#refill) clearTimeout(this.#refill);
     this.#refill = setTimeout(() => {
       this.#refill = undefined;
       this.fill();

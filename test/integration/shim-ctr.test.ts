@@ -297,7 +297,8 @@ describeIf(ok).each(VERSIONS)('containerd %s: ctr with --runtime io.containerd.v
     // Back in the pool within the grace period, so no new spare was booted meanwhile.
     const backInPool = (what: string): Promise<void> =>
       waitFor(what, () => env.warmDaemons().includes(first), 20_000).catch((err: Error) => {
-        throw new Error(`${err.message}\nmanager log (tail):\n${env.managerLog().split('\n').slice(-30).join('\n')}`);
+        const about = env.managerLog().split('\n').filter((l) => l.includes(`daemon ${first} `) || l.includes('pool:'));
+        throw new Error(`${err.message}\nmanager log on the pool (tail):\n${about.slice(-12).join('\n')}`);
       });
     await backInPool('the daemon back in the pool');
     expect(env.managerLog()).toMatch(new RegExp(`warm daemon ${first} ready \\(back, reused \\d+ times\\)`));

@@ -29,8 +29,8 @@ describeIf(requireRoot())('warm pool: daemons back from their group', () => {
 
   let group = 0;
   /** Hands the waiting daemon a group that goes idle after `idleMs` (nobody connects). */
-  const handOut = async (idleMs = 300): Promise<number> => {
-    const name = `g${group++}`;
+  const handOut = (idleMs = 300, from = pool): Promise<number> => handOutGroup(`g${group++}`, idleMs, from);
+  const handOutGroup = async (name: string, idleMs: number, from: WarmPool): Promise<number> => {
     const socketPath = path.join(dir, `${name}.sock`);
     const listenFd = native().listenUnix(socketPath);
     const launch: DaemonLaunch = {
@@ -50,7 +50,7 @@ describeIf(requireRoot())('warm pool: daemons back from their group', () => {
       containerdPid: process.pid,
     };
     try {
-      const pid = await pool.adopt(launch);
+      const pid = await from.adopt(launch);
       if (pid === undefined) throw new Error('no daemon waiting');
       started.add(pid);
       return pid;
@@ -107,6 +107,66 @@ describeIf(requireRoot())('warm pool: daemons back from their group', () => {
     await new Promise<void>((resolve) => sock.once('close', () => resolve()).resume());
     expect(logged(new RegExp(`daemon ${process.pid} came back, but this manager did not hand it out`))).toBe(true);
     expect(pool.pids).not.toContain(process.pid);
+    expect(pool.ready).toBe(1);
+  });
+
+  it('the grace period runs from the latest hand-off: a daemon that always comes back in time is never made surplus', async () => {
+    const graceMs = 2000;
+    const own = new WarmPool({ size: 1, controlSocket: path.join(dir, 'grace.sock'), reuse: true, reuseGraceMs: graceMs, log });
+    try {
+      await own.start();
+      await waitFor('a warm daemon', () => own.ready === 1, 30_000);
+      const [daemon] = own.pids;
+      started.add(daemon);
+      const back = (n: number) => (): boolean => logged(new RegExp(`warm daemon ${daemon} ready \\(back, reused ${n} times\\)`));
+      const first = Date.now();
+      expect(await handOut(300, own)).toBe(daemon);
+      await waitFor('the daemon back', back(1), 10_000);
+      // Out again across the moment the first hand-off's grace period ends, back before
+      // the second one's: a timer kept from the first would boot a spare meanwhile.
+      await new Promise((r) => setTimeout(r, Math.max(0, first + graceMs / 2 - Date.now())));
+      expect(await handOut(1000, own)).toBe(daemon);
+      await waitFor('the daemon back again', back(2), 10_000);
+      await new Promise((r) => setTimeout(r, graceMs + 500));
+      expect(own.pids).toEqual([daemon]);
+      expect(logged(new RegExp(`warm daemon ${daemon} came back: not needed`))).toBe(false);
+    } finally {
+      await own.close();
+    }
+  });
+
+  it('a daemon that may not come back says why and exits; its pool refills at once, not after the grace period', async () => {
+    const strict = new WarmPool({
+      size: 1,
+      controlSocket: path.join(dir, 'strict.sock'),
+      env: { ...process.env, VKERNEL_SHIM_REUSE: '0' },
+      reuse: true,
+      reuseGraceMs: 10 * 60_000,
+      log,
+    });
+    try {
+      await strict.start();
+      await waitFor('a warm daemon', () => strict.ready === 1, 30_000);
+      const [daemon] = strict.pids;
+      started.add(daemon);
+      expect(await handOut(300, strict)).toBe(daemon);
+      await waitFor('the daemon to say it leaves', () => logged(new RegExp(`warm daemon ${daemon} does not come back: reused 0 times \\(limit 0\\)`)), 10_000);
+      await waitFor('the daemon to exit', () => !alive(daemon), 10_000);
+      // Not the grace timer (ten minutes): the message brought the refill.
+      await waitFor('a replacement', () => strict.ready === 1 && !strict.pids.includes(daemon), 30_000);
+      for (const p of strict.pids) started.add(p);
+    } finally {
+      await strict.close();
+    }
+  });
+
+  it('a daemon saying it leaves, from a pid this pool never handed out, is refused', async () => {
+    const sock = net.connect(path.join(dir, 'ctl.sock'));
+    await new Promise<void>((resolve, reject) => sock.once('connect', resolve).once('error', reject));
+    sock.write(`${JSON.stringify({ pid: process.pid, leaving: 'forged' })}\n`);
+    await new Promise<void>((resolve) => sock.once('close', () => resolve()).resume());
+    expect(logged(new RegExp(`daemon ${process.pid} leaves, but this manager did not hand it out`))).toBe(true);
+    expect(logged(/does not come back: forged/)).toBe(false);
     expect(pool.ready).toBe(1);
   });
 });

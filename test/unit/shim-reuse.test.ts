@@ -27,14 +27,34 @@ describe('ReusePolicy', () => {
     expect(new ReusePolicy(0).refusal()).toBe('reused 0 times (limit 0)');
   });
 
-  it('refuses after the RSS grew by more than 32 MiB', () => {
+  it('refuses after the RSS grew by more than 32 MiB and a collection did not give it back', () => {
     const p = new ReusePolicy(10);
     const spy = jest.spyOn(process.memoryUsage, 'rss').mockReturnValue(process.memoryUsage.rss() + 64 * 2 ** 20);
+    const collect = jest.fn();
     try {
-      expect(p.refusal()).toMatch(/^RSS grew by \d+\.\d MiB$/);
+      expect(p.refusal(collect)).toMatch(/^RSS grew by \d+\.\d MiB \(limit 32 MiB\)$/);
+      expect(collect).toHaveBeenCalledTimes(1);
     } finally {
       spy.mockRestore();
     }
+  });
+
+  it('garbage is no reason: RSS given back by the collection allows reuse', () => {
+    const p = new ReusePolicy(10);
+    const base = process.memoryUsage.rss();
+    let rss = base + 64 * 2 ** 20;
+    const spy = jest.spyOn(process.memoryUsage, 'rss').mockImplementation(() => rss);
+    try {
+      expect(p.refusal(() => void (rss = base + 2 ** 20))).toBeUndefined();
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
+  it('collects only when the RSS looks grown', () => {
+    const collect = jest.fn();
+    expect(new ReusePolicy(10).refusal(collect)).toBeUndefined();
+    expect(collect).not.toHaveBeenCalled();
   });
 });
 
