@@ -51,7 +51,14 @@ function cwd(): string {
 
 async function main(): Promise<void> {
   const reply = await runShim(
-    { args: process.argv.slice(2), cwd: cwd(), env: pickShimEnv(process.env), stdin: readStdin(), containerdPid: process.ppid },
+    {
+      args: process.argv.slice(2),
+      cwd: cwd(),
+      env: pickShimEnv(process.env),
+      stdin: readStdin(),
+      containerdPid: process.ppid,
+      startedAt: Date.now() - process.uptime() * 1000,
+    },
     { launcher },
   );
   writeAll(1, reply.stdout);

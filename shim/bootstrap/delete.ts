@@ -20,6 +20,21 @@ export const DELETED_EXIT_STATUS = 128 + 9;
 
 /** How long removing the container may take before we answer anyway (containerd gives 5 s). */
 export const DELETE_BUDGET_MS = 3000;
+/** containerd's limit on the whole `delete` process, boot included. */
+const CONTAINERD_DELETE_TIMEOUT_MS = 5000;
+/** Kept back for what comes after the removal: unmounting the rootfs, the answer, exit. */
+const AFTER_REMOVAL_MS = 1000;
+const MIN_DELETE_BUDGET_MS = 500;
+
+/**
+ * The removal's budget when `elapsedMs` of containerd's 5 s are already gone (a cold Node
+ * boot: 0.2 s here, over 1 s on a loaded host): DELETE_BUDGET_MS, less when the boot ate into
+ * the rest, never under MIN_DELETE_BUDGET_MS (a removal cut off early only leaves a warning).
+ */
+export function deleteBudgetAfter(elapsedMs: number): number {
+  const left = CONTAINERD_DELETE_TIMEOUT_MS - AFTER_REMOVAL_MS - Math.max(0, elapsedMs);
+  return Math.max(MIN_DELETE_BUDGET_MS, Math.min(DELETE_BUDGET_MS, left));
+}
 
 const MNT_DETACH = 2;
 

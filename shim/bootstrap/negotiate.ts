@@ -250,7 +250,7 @@ export interface VersionLookup {
 }
 
 export interface VersionLookupOptions {
-  /** The whole Version call (default 2000 ms). */
+  /** The whole Version call (default VERSION_TIMEOUT_MS, 5 s). */
   timeoutMs?: number;
   /** The pid of the containerd that runs us (the shim binary's parent): the cache key with its start time. */
   containerdPid?: number;
@@ -310,6 +310,13 @@ function writeCacheFile(dir: string, entry: CacheEntry): void {
   }
 }
 
+/**
+ * How long `start` waits for containerd's Version answer. A local call answers in
+ * milliseconds; the bound is for a containerd too loaded to answer, which then gets ttrpc
+ * (safe everywhere). Not cached as a failure: the next start asks again.
+ */
+const VERSION_TIMEOUT_MS = 5000;
+
 /** containerd's version from its Version service at `address`, cached per containerd process. */
 export async function lookupContainerdVersion(address: string, opts: VersionLookupOptions = {}): Promise<VersionLookup> {
   const identity = processIdentity(opts.containerdPid);
@@ -328,7 +335,7 @@ export async function lookupContainerdVersion(address: string, opts: VersionLook
   const h2 = require('../grpc/h2-unary') as typeof H2Module;
   let version: string;
   try {
-    const res = await h2.h2Unary(address, VERSION_METHOD, Buffer.alloc(0), { timeoutMs: opts.timeoutMs ?? 2000 });
+    const res = await h2.h2Unary(address, VERSION_METHOD, Buffer.alloc(0), { timeoutMs: opts.timeoutMs ?? VERSION_TIMEOUT_MS });
     version = h2.protoStrings(res).get(1) ?? '';
   } catch (err) {
     return { source: 'unknown', error: (err as Error).message };

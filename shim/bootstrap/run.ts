@@ -23,6 +23,11 @@ export interface ShimRequest {
   stdin: Uint8Array;
   /** The shim binary's parent: containerd. */
   containerdPid: number;
+  /**
+   * When containerd started the shim binary (ms since the epoch; default: now). The cold path
+   * passes its process start, so `delete` spends what the Node boot left of containerd's 5 s.
+   */
+  startedAt?: number;
 }
 
 export interface ShimReply {
@@ -71,7 +76,9 @@ export async function runShim(req: ShimRequest, deps: ShimDeps): Promise<ShimRep
         return { stdout: r.output, stderr: EMPTY, exitCode: 0, action };
       }
       case 'delete': {
-        const r = await deleteModule().deleteShim(inv, { stateRoot: deps.stateRoot });
+        const del = deleteModule();
+        const elapsed = req.startedAt === undefined ? 0 : Date.now() - req.startedAt;
+        const r = await del.deleteShim(inv, { stateRoot: deps.stateRoot, budgetMs: del.deleteBudgetAfter(elapsed) });
         const stderr = r.warnings.length ? Buffer.from(r.warnings.map((w) => `${SHIM_BINARY_NAME}: warning: ${w}\n`).join('')) : EMPTY;
         return { stdout: r.output, stderr, exitCode: 0, action };
       }

@@ -11,7 +11,7 @@ import { features } from '../../runtime/features';
 import { VKERNEL_VERSION } from '../../runtime/paths';
 import { CAPABILITIES } from '../../runtime/spec/capabilities';
 import type { DaemonLaunch, DaemonLauncher } from '../../shim/bootstrap/daemon-config';
-import { DELETED_EXIT_STATUS, deleteShim, encodeDeleteResponse, mountsUnder } from '../../shim/bootstrap/delete';
+import { DELETE_BUDGET_MS, DELETED_EXIT_STATUS, deleteBudgetAfter, deleteShim, encodeDeleteResponse, mountsUnder } from '../../shim/bootstrap/delete';
 import { parseFlags, pickShimEnv, resolveInvocation, ShimUsageError } from '../../shim/bootstrap/flags';
 import { FEATURES_TYPE_URL, runtimeInfo } from '../../shim/bootstrap/info';
 import { managerFiles, managerSocketPath, stateRootFor } from '../../shim/bootstrap/paths';
@@ -385,6 +385,14 @@ describe('start through runShim (temp socket dir via BootstrapParams.socket_dir,
 });
 
 describe('delete', () => {
+  test.each([
+    [0, DELETE_BUDGET_MS], // the manager's warm path: nothing spent yet
+    [300, DELETE_BUDGET_MS], // a cold boot on an idle host
+    [1500, 2500], // a slow boot: what is left of containerd's 5 s, less 1 s for the rest
+    [3800, 500], // never under the floor
+    [-50, DELETE_BUDGET_MS], // a clock step backwards counts as nothing spent
+  ])('the removal budget after %p ms spent is %p ms', (spent, budget) => expect(deleteBudgetAfter(spent)).toBe(budget));
+
   test('DeleteResponse: pid, exit_status, exited_at', () => {
     const at = new Date('2026-01-02T03:04:05.678Z');
     const bytes = encodeDeleteResponse(1234, DELETED_EXIT_STATUS, at);
