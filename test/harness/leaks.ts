@@ -241,12 +241,19 @@ export interface LeakCheckOptions {
   root?: string;
   /**
    * How long to wait for leftovers to vanish before failing (processes that were killed
-   * may take a moment to exit). Default 1000 ms; 0 for a single strict check.
+   * may take a moment to exit). Default 5000 ms; 0 for a single strict check.
    */
   settleMs?: number;
   /** Keep the bundles made inside fn instead of cleaning them up afterwards. */
   keepBundles?: boolean;
 }
+
+/**
+ * withLeakCheck's default settle time. A deadline, not a sleep (the check returns as soon
+ * as nothing is left): killed helpers (a view's vkfs trio, an agent's vkagent trio) can
+ * take seconds to be gone on a loaded machine.
+ */
+const SETTLE_MS = 5000;
 
 /**
  * Runs fn and then checks that nothing is left for the bundles made inside it (via
@@ -269,7 +276,7 @@ export async function withLeakCheck<T>(fn: () => Promise<T>, opts: LeakCheckOpti
   }
   stop();
   const ids = [...extraIds, ...made.map((b) => b.id)];
-  const leakError = await waitForNoLeaks(before, ids, { root, bundleDirs: made.map((b) => b.dir), timeoutMs: opts.settleMs ?? 1000 }).then(
+  const leakError = await waitForNoLeaks(before, ids, { root, bundleDirs: made.map((b) => b.dir), timeoutMs: opts.settleMs ?? SETTLE_MS }).then(
     () => undefined,
     (e: unknown) => e,
   );

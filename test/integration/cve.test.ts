@@ -109,9 +109,12 @@ async function scanDuringExecs(caps: string[], execs: string[][], rounds: number
       for (const args of execs) await runRuntime(['exec', '-d', b.id, ...args], opts());
     }
     fs.writeFileSync(stop, '');
-    await waitFor(() => fs.existsSync(`${stop}.out`), 10_000, 'the scan result');
-    await new Promise((r) => setTimeout(r, 300)); // the result is written line by line
-    return parseScan(fs.readFileSync(`${stop}.out`, 'utf8'));
+    // The file exists from the scanner's freopen on, but its (stdio-buffered) lines land at
+    // its exit: wait for the last one, denied=N, whole. A deadline, not a sleep: a starved
+    // scanner may take a while to notice the stop file.
+    const out = () => (fs.existsSync(`${stop}.out`) ? fs.readFileSync(`${stop}.out`, 'utf8') : '');
+    await waitFor(() => /^denied=\d+\n/m.test(out()), 20_000, 'the scan result');
+    return parseScan(out());
   } finally {
     await runRuntime(['delete', '--force', b.id], opts());
   }

@@ -114,8 +114,10 @@ async function withPodmanLeakCheck(rt: Runtime, fn: (name: string, cidfile: stri
   expect(cid).toMatch(/^[0-9a-f]{64}$/);
   const root = rt === 'vkernel' ? vkState : '/run/runc';
   const empty = snapshotLeaks([], root, { bundleDirs: [] });
-  // conmon and the runtime's processes may take a moment to go.
-  const deadline = Date.now() + 5000;
+  // conmon and the runtime's processes may take a moment to go; conmon's asynchronous
+  // `podman container cleanup <cid>` (a podman boot, then a `vkernel delete` Node boot) has
+  // the id in its argv until it exits, which takes seconds on a loaded machine.
+  const deadline = Date.now() + 20_000;
   for (;;) {
     const leaks = diffLeaks(empty, snapshotLeaks([cid, name], root, { bundleDirs: [] }));
     if (Object.keys(leaks).length === 0) break;

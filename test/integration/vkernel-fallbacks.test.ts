@@ -85,6 +85,12 @@ int main(void)
 }
 `;
 
+/**
+ * A wait on the traced loop: a shell spawning a traced /vktest every 50 ms under the
+ * 0.5-CPU quota, with a re-seize in between, can be seconds per step on a loaded host.
+ */
+const TRACED = 20_000;
+
 let tmp: string;
 let dynBin: string;
 let agentBin: string;
@@ -243,22 +249,22 @@ describeIf(ok)('vkernel syscall mechanisms: notify, ptrace, preload', () => {
       await runRuntimeOk(['run', '--detach', '--bundle', b.dir, b.id]);
       try {
         const dir = agentDir(b.id);
-        expect(await until(() => read().includes(`totalram=${256 * MiB}`))).toBe(true);
+        expect(await until(() => read().includes(`totalram=${256 * MiB}`), TRACED)).toBe(true);
         const [keeper, worker] = tracerPids(dir);
         process.kill(worker, 'SIGKILL');
-        expect(await until(() => tracerPids(dir).length === 2 && tracerPids(dir)[1] !== worker)).toBe(true);
+        expect(await until(() => tracerPids(dir).length === 2 && tracerPids(dir)[1] !== worker, TRACED)).toBe(true);
         const after = iter();
-        expect(await until(() => iter() > after + 3 && read().includes(`totalram=${256 * MiB}`) && read().includes('rc=0'))).toBe(true);
+        expect(await until(() => iter() > after + 3 && read().includes(`totalram=${256 * MiB}`) && read().includes('rc=0'), TRACED)).toBe(true);
         // keeper and worker gone: the tracees are detached; the traced calls fail, the loop runs on
         const both = tracerPids(dir);
         expect(both[0]).toBe(keeper);
         for (const p of both) process.kill(p, 'SIGKILL');
-        expect(await until(() => both.every((p) => !alive(p)))).toBe(true);
+        expect(await until(() => both.every((p) => !alive(p)), TRACED)).toBe(true);
         const gone = iter();
-        expect(await until(() => iter() > gone + 3 && /Function not implemented/.test(read()))).toBe(true);
+        expect(await until(() => iter() > gone + 3 && /Function not implemented/.test(read()), TRACED)).toBe(true);
         expect(JSON.parse((await runRuntimeOk(['state', b.id])).stdout).status).toBe('running');
       } finally {
         await runRuntime(['delete', '--force', b.id]);
       }
-    }), 30_000);
+    }), 5 * TRACED + 30_000); // the five waits, run, delete and the leak check
 });
