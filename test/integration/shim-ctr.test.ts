@@ -59,10 +59,11 @@ describeIf(ok).each(VERSIONS)('containerd %s: ctr with --runtime io.containerd.v
   };
 
   beforeAll(async () => {
-    // A longer reuse grace than the default 1 s: on a loaded CI machine a `ctr run --rm` and
-    // the daemon's close can take longer, and the pool would then boot a spare and refuse the
-    // daemon the reuse test follows (correct, but not what that test is about).
-    env = await startShimEnv(version, { managerEnv: { VKERNEL_SHIM_REUSE_GRACE_MS: '5000' } });
+    // A far longer reuse grace than the default 1 s: on a loaded CI machine a `ctr run --rm`
+    // and the daemon's close can take seconds, and the pool would then boot a spare and refuse
+    // the daemon the reuse test follows (correct, but not what that test is about). Nothing
+    // here waits for a refill by that timer: a start with none waiting boots one at once.
+    env = await startShimEnv(version, { managerEnv: { VKERNEL_SHIM_REUSE_GRACE_MS: '30000' } });
   }, 180_000);
 
   afterEach(async () => {
@@ -96,8 +97,10 @@ describeIf(ok).each(VERSIONS)('containerd %s: ctr with --runtime io.containerd.v
     expect((await fg).code).toBe(137);
 
     // Detached, then `ctr task kill -s USR1`: the init (pid 1, so only handled signals act) exits 42.
-    await env.cd.ctrOk(env.runArgs(cid('trap'), ['sh', '-c', 'trap "exit 42" USR1; while :; do sleep 0.05; done'], ['-d']));
+    // It marks when its trap is set: a USR1 before that would be ignored and the loop run on.
+    await env.cd.ctrOk(env.runArgs(cid('trap'), ['sh', '-c', 'trap "exit 42" USR1; touch /tmp/trapped; while :; do sleep 0.05; done'], ['-d']));
     await waitStatus(env.cd, 'trap', 'RUNNING');
+    await env.cd.ctrOk(['task', 'exec', '--exec-id', 'trapped', 'trap', 'sh', '-c', 'until [ -e /tmp/trapped ]; do sleep 0.05; done']);
     await env.cd.ctrOk(['task', 'kill', '-s', 'SIGUSR1', 'trap']);
     await waitStatus(env.cd, 'trap', 'STOPPED');
     expect(deletedExitCode(await env.cd.ctr(['task', 'delete', 'trap']))).toBe(42);
@@ -114,9 +117,10 @@ describeIf(ok).each(VERSIONS)('containerd %s: ctr with --runtime io.containerd.v
 
   it('ctr run -t: a terminal of the right size, typed input, the exit code', async () => {
     const base = [env.cd.ctrBinary, '-a', env.cd.address, '-n', env.cd.namespace];
-    // `ctr run -t` sends ResizePty only after Start: the size shows once that has arrived.
+    // `ctr run -t` sends ResizePty only after Start: the size shows once that has arrived
+    // (up to 5 s on a loaded host; the last size read is printed either way).
     const sized = await runOnPty(
-      [...base, ...env.runArgs(cid('tty1'), ['sh', '-c', 'tty; for i in 1 2 3 4 5 6 7 8 9 10; do s=$(stty size); [ "$s" = "30 100" ] && break; sleep 0.1; done; echo "size=$s"; exit 3'], ['-t', '--rm'])],
+      [...base, ...env.runArgs(cid('tty1'), ['sh', '-c', 'tty; i=0; while [ $i -lt 50 ]; do s=$(stty size); [ "$s" = "30 100" ] && break; i=$((i+1)); sleep 0.1; done; echo "size=$s"; exit 3'], ['-t', '--rm'])],
       { cols: 100, rows: 30 },
     );
     expect(sized.output).toMatch(/^\/dev\/(pts\/\d+|console)\r*$/m);

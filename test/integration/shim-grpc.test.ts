@@ -218,7 +218,9 @@ describe.each(MODES)('containerd 1.7, shim protocol %s', (mode) => {
       const taskBefore = await task();
       expect(taskBefore?.status).toBe('RUNNING');
       const t0 = Date.now() + 200; // ctr's own calls (State after Start) are done by then
-      await sleep(5 * interval + 500); // nobody calls containerd meanwhile
+      // Eight rounds' worth: enough that a containerd latency spike delaying or skipping a
+      // round or two (a round is skipped while the previous one runs) leaves the period clear.
+      await sleep(8 * interval + 500); // nobody calls containerd meanwhile
       const t1 = Date.now();
       // Nothing else changes: the same task pid, still running, served by the same daemon,
       // and the shim got no call but State in the window (no Delete, no reconnection).
@@ -234,11 +236,12 @@ describe.each(MODES)('containerd 1.7, shim protocol %s', (mode) => {
       const gets = logLines(env, new RegExp(`msg="keep-alive: Tasks.Get ${env.namespace}/${id} done`)).map(lineTime).filter((t) => t >= t0 && t <= t1);
       expect(states.length).toBeGreaterThanOrEqual(4);
       expect(gets.length).toBeGreaterThanOrEqual(4);
-      const gaps = states.slice(1).map((t, i) => t - states[i]);
-      for (const g of gaps) {
-        expect(g).toBeGreaterThan(interval * 0.5);
-        expect(g).toBeLessThan(interval * 2.5);
-      }
+      // At the configured interval: the median gap, which a late round (one long gap, then a
+      // short one) or a skipped one does not move.
+      const gaps = states.slice(1).map((t, i) => t - states[i]).sort((a, b) => a - b);
+      const median = gaps[Math.floor(gaps.length / 2)];
+      expect(median).toBeGreaterThan(interval * 0.5);
+      expect(median).toBeLessThan(interval * 1.5);
       // The mechanism is logged once, saying what it does and why.
       const announce = logLines(env, /msg="keep-alive: every 1500 ms the shim calls containerd's Tasks.Get at /);
       expect(announce).toHaveLength(1);

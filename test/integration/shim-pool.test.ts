@@ -10,7 +10,7 @@ import { native } from '../../runtime/native';
 import type { DaemonLaunch } from '../../shim/bootstrap/daemon-config';
 import { WarmPool } from '../../shim/manager/pool';
 import { describeIf, requireRoot } from '../harness';
-import { alive, waitFor } from './helpers/shim-env';
+import { alive, sleep, waitFor } from './helpers/shim-env';
 
 jest.setTimeout(60_000);
 
@@ -18,7 +18,10 @@ describeIf(requireRoot())('warm pool: daemons back from their group', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vkt-pool-'));
   const lines: string[] = [];
   const log = (m: string): void => void lines.push(m);
-  const pool = new WarmPool({ size: 1, controlSocket: path.join(dir, 'ctl.sock'), reuse: true, log });
+  // Far longer than a daemon's round trip (idle, closing its group, checking in) on a loaded
+  // host: a refill before it is back would make it surplus, which is not what these tests follow.
+  const poolGraceMs = 5000;
+  const pool = new WarmPool({ size: 1, controlSocket: path.join(dir, 'ctl.sock'), reuse: true, reuseGraceMs: poolGraceMs, log });
   const started = new Set<number>();
 
   afterAll(async () => {
@@ -59,19 +62,26 @@ describeIf(requireRoot())('warm pool: daemons back from their group', () => {
     }
   };
   const logged = (re: RegExp): boolean => lines.some((l) => re.test(l));
+  /** Every pid `from` shows until stop(): sampled often enough to see a spare while it boots (100s of ms). */
+  const watchPids = (from: WarmPool): { seen: Set<number>; stop: () => void } => {
+    const seen = new Set<number>(from.pids);
+    const timer = setInterval(() => from.pids.forEach((p) => seen.add(p)), 10);
+    return { seen, stop: () => clearInterval(timer) };
+  };
 
   it('a daemon comes back after its group and is handed the next one; the socket it served is gone', async () => {
     await pool.start();
     await waitFor('a warm daemon', () => pool.ready === 1, 30_000);
     const [first] = pool.pids;
     started.add(first);
+    const out = Date.now();
     expect(await handOut()).toBe(first);
     expect(pool.ready).toBe(0);
     await waitFor('the daemon back', () => logged(new RegExp(`warm daemon ${first} ready \\(back, reused 1 times\\)`)), 10_000);
     expect(pool.pids).toEqual([first]);
     expect(fs.existsSync(path.join(dir, 'g0.sock'))).toBe(false);
     // The grace period passed without a refill: it came back in time.
-    await new Promise((r) => setTimeout(r, 1200));
+    await sleep(out + poolGraceMs + 500 - Date.now());
     expect(pool.pids).toEqual([first]);
 
     expect(await handOut()).toBe(first);
@@ -80,12 +90,20 @@ describeIf(requireRoot())('warm pool: daemons back from their group', () => {
 
   it('a full pool lets a returning daemon go: it exits', async () => {
     const [daemon] = pool.pids;
-    // Out long enough (idle after 3 s) for a new spare to be waiting when it comes back.
-    expect(await handOut(3000)).toBe(daemon);
-    pool.fill(); // what the grace period's end does
-    await waitFor('a new spare', () => pool.ready === 1 && !pool.pids.includes(daemon), 30_000);
-    for (const p of pool.pids) started.add(p);
-    await waitFor('the returning daemon to exit', () => !alive(daemon), 10_000);
+    expect(await handOutGroup('held', 3000, pool)).toBe(daemon);
+    // A connection keeps its group from going idle (as containerd's does while it manages a
+    // task): it comes back only once the new spare is waiting and we let go.
+    const held = net.connect(path.join(dir, 'held.sock'));
+    held.on('error', () => undefined);
+    try {
+      pool.fill(); // what the grace period's end does
+      await waitFor('a new spare', () => pool.ready === 1 && !pool.pids.includes(daemon), 30_000);
+      for (const p of pool.pids) started.add(p);
+      expect(alive(daemon)).toBe(true);
+    } finally {
+      held.destroy();
+    }
+    await waitFor('the returning daemon to exit', () => !alive(daemon), 30_000);
     expect(logged(new RegExp(`warm daemon ${daemon} came back: not needed, it exits`))).toBe(true);
     expect(pool.ready).toBe(1);
   });
@@ -111,29 +129,36 @@ describeIf(requireRoot())('warm pool: daemons back from their group', () => {
   });
 
   it('the grace period runs from the latest hand-off: a daemon that always comes back in time is never made surplus', async () => {
-    const graceMs = 2000;
+    const graceMs = 10_000;
     const own = new WarmPool({ size: 1, controlSocket: path.join(dir, 'grace.sock'), reuse: true, reuseGraceMs: graceMs, log });
+    let pids: { seen: Set<number>; stop: () => void } | undefined;
     try {
       await own.start();
       await waitFor('a warm daemon', () => own.ready === 1, 30_000);
       const [daemon] = own.pids;
       started.add(daemon);
+      pids = watchPids(own);
       const back = (n: number) => (): boolean => logged(new RegExp(`warm daemon ${daemon} ready \\(back, reused ${n} times\\)`));
       const first = Date.now();
       expect(await handOut(300, own)).toBe(daemon);
       await waitFor('the daemon back', back(1), 10_000);
-      // Out again across the moment the first hand-off's grace period ends, back before
-      // the second one's: a timer kept from the first would boot a spare meanwhile.
-      await new Promise((r) => setTimeout(r, Math.max(0, first + graceMs / 2 - Date.now())));
-      expect(await handOut(1000, own)).toBe(daemon);
-      await waitFor('the daemon back again', back(2), 10_000);
-      await new Promise((r) => setTimeout(r, graceMs + 500));
+      // Out again from half-way through the first hand-off's grace period until past its end
+      // (idle after graceMs / 2, which it notices no sooner than 1.25 times that), and back
+      // seconds before the second period ends. A timer kept from the first hand-off would boot
+      // a spare meanwhile: seen here even if the daemon is back before that spare checks in.
+      await sleep(first + graceMs / 2 - Date.now());
+      const second = Date.now();
+      expect(await handOut(graceMs / 2, own)).toBe(daemon);
+      await waitFor('the daemon back again', back(2), graceMs);
+      await sleep(second + graceMs + 500 - Date.now());
+      expect([...pids.seen]).toEqual([daemon]);
       expect(own.pids).toEqual([daemon]);
       expect(logged(new RegExp(`warm daemon ${daemon} came back: not needed`))).toBe(false);
     } finally {
+      pids?.stop();
       await own.close();
     }
-  });
+  }, 90_000);
 
   it('a daemon that may not come back says why and exits; its pool refills at once, not after the grace period', async () => {
     const strict = new WarmPool({
