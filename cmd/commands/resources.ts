@@ -182,12 +182,19 @@ export const eventsCommand: CommandModule<GlobalArgs, EventsArgs> = {
     // foreground `run` does so within tens of ms) takes its counter with it. `kills` is
     // what has been reported; a last look at the end catches a kill the stream missed.
     let kills = await cgroup.oomKillCount().catch(() => 0);
+    // The first stats line says the OOM watch is in place (a caller may wait for it before
+    // loading the container): it is printed once the stream has read its baseline.
+    let watching!: () => void;
+    const watched = new Promise<void>((resolve) => (watching = resolve));
     const oom = (async () => {
-      for await (const ev of cgroup.oomEvents({ signal: stop.signal, intervalMs: OOM_POLL_MS })) {
+      for await (const ev of cgroup.oomEvents({ signal: stop.signal, intervalMs: OOM_POLL_MS, onWatching: watching })) {
         if (ev.kind === 'oom_kill') kills = ev.count;
         print(ev.kind === 'oom_kill' ? 'oom' : ev.kind);
       }
-    })().catch(() => undefined);
+    })()
+      .catch(() => undefined)
+      .finally(() => watching()); // a stream that could not start: stats go on without it
+    await watched;
     while ((await container.status()) !== 'stopped') {
       print('stats', await container.cgroup().stats());
       await new Promise((r) => setTimeout(r, intervalMs));

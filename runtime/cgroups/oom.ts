@@ -14,7 +14,10 @@
 // v1 under_oom rising) waits up to OOM_KILL_GRACE_MS for the kill that usually follows (the
 // kernel notifies before the OOM killer has picked a victim), so one OOM is one event; if
 // none comes it is an `oom` event (e.g. disableOOMKiller), as it is when the cgroup is
-// removed meanwhile.
+// removed meanwhile. The v1 eventfd also signals once when the cgroup is removed, so a
+// cgroup found gone with one notification more than that unread is an OOM too, one whose
+// counters could not be read any more (a foreground `run` deletes the cgroup right after
+// the kill).
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -33,6 +36,8 @@ export interface OomEventOptions {
   intervalMs?: number;
   /** Stops the iteration. */
   signal?: AbortSignal;
+  /** Called once the stream watches and has read its baseline: every OOM after is reported. */
+  onWatching?: () => void;
 }
 
 export interface OomCounters {
@@ -50,15 +55,26 @@ export interface OomWatch {
 
 /** Where wake-ups come from; start() throws when the mechanism is unavailable. */
 export interface OomSource {
-  /** Each wake is itself an OOM notification (v1 eventfd), not just "something changed". */
+  /**
+   * Each wake is itself an OOM notification (v1 eventfd), not just "something changed";
+   * the removal of the cgroup is then one notification too.
+   */
   readonly wakeMeansOom: boolean;
-  start(wake: () => void): Promise<OomWatch>;
+  /** wake(n): n notifications arrived (default 1; 0 for a wake that is none, e.g. a failed watch). */
+  start(wake: (notifications?: number) => void): Promise<OomWatch>;
 }
 
 /** How long an OOM without a counted kill waits for the kill before it is an `oom` event. */
 export const OOM_KILL_GRACE_MS = 250;
 /** While waiting for that kill the counters are re-read this often. */
 const PENDING_RECHECK_MS = 10;
+/**
+ * How long a cgroup found gone waits for the eventfd's removal notification when only one
+ * notification is unread (was it the OOM's or the removal's?). The kernel sends it from a
+ * work item after the directory is gone, usually within milliseconds; the margin is for a
+ * loaded host. Only the end of the stream waits, not an event.
+ */
+export const REMOVAL_NOTICE_WAIT_MS = 1000;
 
 /** A timer source: the polling fallback. */
 export function timerSource(intervalMs: number): OomSource {
@@ -97,7 +113,9 @@ export function eventfdOomSource(cfs: CgroupFs, dir: string): OomSource {
         // The registration holds what it needs; the file itself can go.
         if (ofd !== undefined) fs.closeSync(ofd);
       }
-      const w = n.watchEventfd(efd, wake);
+      // The value is the number of signals since the last read: several OOMs, or an OOM and
+      // the removal, can come as one. A failed watch is a wake without a notification.
+      const w = n.watchEventfd(efd, (value, errno) => wake(errno === 0 ? value : 0));
       let closed = false;
       return {
         close: () => {
@@ -140,12 +158,26 @@ export async function* oomEventStream(
   const signal = opts.signal;
   if (signal?.aborted) return;
   let woken = false;
-  let wakeOom = false;
+  /** Notifications (wakeMeansOom) that no read issued after them has seen the cgroup for. */
+  let unread = 0;
   let waiter: (() => void) | undefined;
-  const wakeWith = (oom: boolean) => (): void => {
-    woken = true;
-    if (oom) wakeOom = true;
-    waiter?.();
+  const wakeWith =
+    (oom: boolean) =>
+    (notifications = 1): void => {
+      woken = true;
+      if (oom) unread += notifications;
+      waiter?.();
+    };
+  /** Until a wake, the abort, or `timeout` ms (none: no timeout). */
+  const nextWake = async (timeout?: number): Promise<void> => {
+    await new Promise<void>((resolve) => {
+      const t = timeout === undefined ? undefined : setTimeout(resolve, timeout);
+      waiter = () => {
+        if (t) clearTimeout(t);
+        resolve();
+      };
+    });
+    waiter = undefined;
   };
   let watch: OomWatch | undefined;
   let wakeMeansOom = false;
@@ -161,9 +193,24 @@ export async function* oomEventStream(
   watch ??= await timerSource(opts.intervalMs ?? 250).start(wakeWith(false));
   const onAbort = (): void => waiter?.();
   signal?.addEventListener('abort', onAbort, { once: true });
+  /**
+   * The cgroup is gone: was an OOM notified that no read saw? The removal itself is one
+   * notification (the eventfd's last), so two unread mean yes; with one, it waits (bounded)
+   * for the removal's to tell which that one was.
+   */
+  const unreadOomAtRemoval = async (): Promise<boolean> => {
+    if (!wakeMeansOom) return false;
+    const end = Date.now() + REMOVAL_NOTICE_WAIT_MS;
+    while (unread === 1 && !signal?.aborted && Date.now() < end) await nextWake(end - Date.now());
+    return unread >= 2;
+  };
   try {
+    // A read sees the counters after the notifications that came before it.
+    let seen = unread;
     let prev = await read();
     if (prev === undefined) return;
+    unread -= seen;
+    opts.onWatching?.();
     let episodes = prev.oom ?? 0;
     /** When an OOM without a counted kill was first seen (waiting for its kill). */
     let pendingSince: number | undefined;
@@ -171,25 +218,20 @@ export async function* oomEventStream(
       if (!woken) {
         const timeout =
           pendingSince === undefined ? undefined : Math.max(0, Math.min(PENDING_RECHECK_MS, pendingSince + OOM_KILL_GRACE_MS - Date.now()));
-        await new Promise<void>((resolve) => {
-          const t = timeout === undefined ? undefined : setTimeout(resolve, timeout);
-          waiter = () => {
-            if (t) clearTimeout(t);
-            resolve();
-          };
-        });
-        waiter = undefined;
+        await nextWake(timeout);
       }
       if (signal?.aborted) return;
-      const notified = wakeOom && wakeMeansOom;
       woken = false;
-      wakeOom = false;
+      seen = unread;
       const cur = await read();
       if (cur === undefined) {
-        // The cgroup went away while an OOM it signalled waited for its kill: still an OOM.
-        if (pendingSince !== undefined) yield { kind: 'oom', count: episodes + 1 };
+        // The cgroup went away while an OOM it signalled waited for its kill, or before the
+        // counters could be read after its notification: still an OOM.
+        if (pendingSince !== undefined || (await unreadOomAtRemoval())) yield { kind: 'oom', count: episodes + 1 };
         return;
       }
+      unread -= seen;
+      const notified = seen > 0;
       if (cur.oomKill > prev.oomKill) {
         pendingSince = undefined;
         if (cur.oom !== undefined) episodes = cur.oom;

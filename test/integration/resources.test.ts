@@ -12,7 +12,7 @@ import { once } from 'node:events';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { createCgroupManager } from '../../runtime/cgroups/manager';
+import { createCgroupManager, type CgroupManager, type OomEvent, type OomEventOptions } from '../../runtime/cgroups/manager';
 import type { CgroupStats } from '../../runtime/cgroups/stats';
 import type { LinuxResources, Spec } from '../../runtime/spec/types';
 import {
@@ -231,6 +231,21 @@ async function runDetached(b: Bundle): Promise<{ pid: number; dirs: Map<string, 
   await runRuntimeOk(['run', '--detach', '--bundle', b.dir, b.id]);
   const { pid } = await stateOf(b.id);
   return { pid, dirs: cgroupDirsOf(pid) };
+}
+
+/**
+ * Iterates m.oomEvents(opts) into onEvent. `watching` resolves once the watcher has read its
+ * baseline counters (every OOM after is reported) and fails if the stream ends first;
+ * `ended` resolves when the stream ends.
+ */
+function watchOom(m: CgroupManager, opts: OomEventOptions, onEvent: (ev: OomEvent) => void): { watching: Promise<void>; ended: Promise<void> } {
+  let onWatching!: () => void;
+  const setUp = new Promise<void>((r) => (onWatching = r));
+  const ended = (async () => {
+    for await (const ev of m.oomEvents({ ...opts, onWatching })) onEvent(ev);
+  })();
+  const endedFirst = ended.then(() => Promise.reject(new Error('the OOM stream ended before it watched')));
+  return { watching: Promise.race([setUp, endedFirst]), ended };
 }
 
 /** Lines from a streaming `events` process, with a way to wait for one and to stop it. */
@@ -726,9 +741,7 @@ describeIf(ok)(`resources (${runtimeName()})`, () => {
       await m.create({ memory: { limit: 32 * MiB, swap: 32 * MiB } });
       const ac = new AbortController();
       const seen: { kind: string; count: number; at: number }[] = [];
-      const watching = (async () => {
-        for await (const ev of m.oomEvents({ intervalMs: 600_000, signal: ac.signal })) seen.push({ ...ev, at: Date.now() });
-      })();
+      const { watching, ended } = watchOom(m, { intervalMs: 600_000, signal: ac.signal }, (ev) => seen.push({ ...ev, at: Date.now() }));
       /** Runs a 64 MiB hog in the cgroup; resolves with its exit signal and the time it was released. */
       const hog = async (): Promise<{ signal: string | null; released: number }> => {
         const child = spawn('/bin/sh', ['-c', `read go; exec ${HOST_VKTEST} memhog 64`], { stdio: ['pipe', 'ignore', 'ignore'] });
@@ -739,20 +752,22 @@ describeIf(ok)(`resources (${runtimeName()})`, () => {
         return { signal, released };
       };
       try {
-        await sleep(100); // the watch is set up before the first read of the counters
+        // The first kill must come after the watcher's baseline read, or that read counts it.
+        await watching;
         const first = await hog();
         expect(first.signal).toBe('SIGKILL');
-        expect(await until(() => seen.length >= 1, 3000)).toBe(true);
+        // Within seconds, where polling would take 10 minutes: the bound leaves a slow host room.
+        expect(await until(() => seen.length >= 1, 10_000)).toBe(true);
         const second = await hog();
         expect(second.signal).toBe('SIGKILL');
-        expect(await until(() => seen.length >= 2, 3000)).toBe(true);
+        expect(await until(() => seen.length >= 2, 10_000)).toBe(true);
         expect(seen.map((e) => `${e.kind}:${e.count}`)).toEqual(['oom_kill:1', 'oom_kill:2']);
-        expect(seen[0].at - first.released).toBeLessThan(3000);
-        expect(seen[1].at - second.released).toBeLessThan(3000);
+        expect(seen[0].at - first.released).toBeLessThan(10_000);
+        expect(seen[1].at - second.released).toBeLessThan(10_000);
         expect(await m.oomKillCount()).toBe(2);
       } finally {
         ac.abort();
-        await watching;
+        await ended;
         await m.destroy();
       }
       expect(await m.exists()).toBe(false);
@@ -763,13 +778,13 @@ describeIf(ok)(`resources (${runtimeName()})`, () => {
       const m = createCgroupManager({ id, cgroupsPath: `/${id}`, warn: () => undefined });
       await m.create({ memory: { limit: 32 * MiB } });
       const events: string[] = [];
-      const watching = (async () => {
-        for await (const ev of m.oomEvents({ intervalMs: 600_000 })) events.push(ev.kind);
-        return 'ended';
-      })();
-      await sleep(100);
+      const { watching, ended } = watchOom(m, { intervalMs: 600_000 }, (ev) => events.push(ev.kind));
+      // Removed only once watched, so it is the eventfd that ends the stream, not a first read.
+      await watching;
       await m.destroy();
-      expect(await Promise.race([watching, sleep(5000).then(() => 'still watching')])).toBe('ended');
+      // After the removal's notification the stream waits up to REMOVAL_NOTICE_WAIT_MS (1 s)
+      // for another (see oom.ts); well beyond that, it is still watching.
+      expect(await Promise.race([ended.then(() => 'ended'), sleep(10_000).then(() => 'still watching')])).toBe('ended');
       expect(events).toEqual([]);
     });
 
@@ -826,14 +841,25 @@ describeIf(ok)(`resources (${runtimeName()})`, () => {
 
     it('cpu.shares 1024 vs 256 on one CPU: two spinners share it about 4:1', () =>
       withLeakCheck(async () => {
-        const spinner = (shares: number) =>
-          makeBundle({ args: vktest('spin', 3), mutate: withResources({ cpu: { shares, cpus: '0' } }) });
+        // Both spin only once both containers run: started apart (each `run` is a CLI start
+        // and a create), each would have the CPU alone for that long, and a second of it
+        // already takes the ratio under 2. The spinner is a child of the waiting shell, so
+        // its CPU time is its own.
+        const gatedSpin = ['/bin/sh', '-c', 'while [ ! -e /tmp/go ]; do /vktest sleep 0.05; done; /vktest spin 3'];
+        const spinner = (shares: number) => makeBundle({ args: gatedSpin, mutate: withResources({ cpu: { shares, cpus: '0' } }) });
         const [big, small] = await Promise.all([spinner(1024), spinner(256)]);
-        const [rb, rs] = await Promise.all([runBundle(big), runBundle(small)]);
+        const runs = [runBundle(big), runBundle(small)];
+        try {
+          for (const b of [big, small]) await waitStatus(b.id, 'running', 30_000);
+        } finally {
+          // Released together (or, if one never ran, so that the other ends too).
+          for (const b of [big, small]) fs.writeFileSync(path.join(b.rootfs, 'tmp', 'go'), '');
+        }
+        const [rb, rs] = await Promise.all(runs);
         expectCode(rb, 0);
         expectCode(rs, 0);
         const ratio = Number(parseKeyValues(rb.stdout).cpu_ms) / Number(parseKeyValues(rs.stdout).cpu_ms);
-        // 4 nominal; each may run alone for a moment while the other starts or ends.
+        // 4 nominal; the two polls of /tmp/go can start them up to 50 ms apart.
         expect(ratio).toBeGreaterThan(2);
       }));
 

@@ -5,7 +5,13 @@
 
 import * as fs from 'node:fs';
 import { createCgroupManager } from '../../runtime/cgroups/manager';
-import { OOM_KILL_GRACE_MS, oomEventStream, type OomCounters, type OomEvent, type OomSource } from '../../runtime/cgroups/oom';
+import {
+  OOM_KILL_GRACE_MS,
+  oomEventStream,
+  type OomCounters,
+  type OomEvent,
+  type OomSource,
+} from '../../runtime/cgroups/oom';
 import { FakeCgroupTree } from '../../runtime/cgroups/testing';
 
 const trees: FakeCgroupTree[] = [];
@@ -28,14 +34,21 @@ function collect(stream: AsyncIterable<OomEvent>): { seen: string[]; done: Promi
   return { seen, done };
 }
 
-/** A source the test triggers by hand. */
-function manualSource(wakeMeansOom: boolean): OomSource & { wake(): void; closed: boolean } {
-  let wake: (() => void) | undefined;
+/** onWatching for a stream's options, and a promise that it was called. */
+function watchingSignal(): { onWatching: () => void; watching: Promise<void> } {
+  let onWatching!: () => void;
+  const watching = new Promise<void>((r) => (onWatching = r));
+  return { onWatching, watching };
+}
+
+/** A source the test triggers by hand; wake(n) delivers n notifications at once. */
+function manualSource(wakeMeansOom: boolean): OomSource & { wake(n?: number): void; closed: boolean } {
+  let wake: ((n?: number) => void) | undefined;
   const s = {
     wakeMeansOom,
     closed: false,
-    wake: () => wake?.(),
-    start: async (w: () => void) => {
+    wake: (n?: number) => wake?.(n),
+    start: async (w: (n?: number) => void) => {
       wake = w;
       return { close: () => void (s.closed = true) };
     },
@@ -61,9 +74,81 @@ describe('oomEventStream', () => {
     expect(await until(() => seen.length === 2)).toBe(true);
     expect(seen).toEqual(['oom_kill:1', 'oom:1']);
     c = undefined; // the cgroup is gone: the stream ends and closes its source
-    src.wake();
+    src.wake(); // the removal's notification alone: no event
     await done;
     expect(src.closed).toBe(true);
+    expect(seen).toEqual(['oom_kill:1', 'oom:1']);
+  });
+
+  // A foreground `run` deletes the cgroup right after the kill, which can be before the
+  // counters are read: the OOM's notification plus the removal's are one more than a removal
+  // alone, whether they come as two wakes or as one counter value of 2.
+  test.each([
+    ['an OOM and the removal, two wakes', [1, 1], ['oom:1']],
+    ['an OOM and the removal, one counter value of 2', [2], ['oom:1']],
+    ['the removal alone', [1], []],
+  ])('notifications whose read finds the cgroup removed: %s', async (_what, wakes, want) => {
+    let c: OomCounters | undefined = { oomKill: 0 };
+    const src = manualSource(true);
+    const { onWatching, watching } = watchingSignal();
+    const { seen, done } = collect(oomEventStream(async () => c, src, { onWatching }));
+    await watching;
+    c = undefined;
+    for (const n of wakes) src.wake(n);
+    await done;
+    expect(seen).toEqual(want);
+    expect(src.closed).toBe(true);
+  });
+
+  test('the removal notification may come after the read found the directory gone', async () => {
+    let c: OomCounters | undefined = { oomKill: 0 };
+    let foundGone!: () => void;
+    const gone = new Promise<void>((r) => (foundGone = r));
+    const src = manualSource(true);
+    const { onWatching, watching } = watchingSignal();
+    const read = async () => {
+      if (c === undefined) foundGone();
+      return c;
+    };
+    const { seen, done } = collect(oomEventStream(read, src, { onWatching }));
+    await watching;
+    c = undefined;
+    src.wake(); // the OOM's: its read finds nothing
+    await gone;
+    await new Promise((r) => setImmediate(r)); // the stream now waits for the removal's
+    expect(seen).toEqual([]);
+    src.wake();
+    await done;
+    expect(seen).toEqual(['oom:1']);
+  });
+
+  test('onWatching comes after the baseline read: an OOM right after it is reported', async () => {
+    let c: OomCounters | undefined = { oomKill: 0 };
+    const reads: string[] = [];
+    const src = manualSource(true);
+    const ac = new AbortController();
+    const { seen, done } = collect(
+      oomEventStream(
+        async () => {
+          reads.push('read');
+          return c;
+        },
+        src,
+        {
+          signal: ac.signal,
+          onWatching: () => {
+            reads.push('watching');
+            c = { oomKill: 1 }; // killed at once
+            src.wake();
+          },
+        },
+      ),
+    );
+    expect(await until(() => seen.length === 1)).toBe(true);
+    ac.abort();
+    await done;
+    expect(seen).toEqual(['oom_kill:1']);
+    expect(reads.slice(0, 2)).toEqual(['read', 'watching']);
   });
 
   test('an OOM signalled just before the cgroup disappears is still reported', async () => {
@@ -109,8 +194,9 @@ describe('v2 driver: inotify on memory.events', () => {
     const m = createCgroupManager({ id: 'c1', cgroupsPath: '/vk/c1', root: tree.root, host: tree.host, fs: tree.fs, skipDevices: true });
     await m.create({ memory: { limit: 1 << 25 } });
     const events = tree.p('vk', 'c1', 'memory.events');
-    const { seen, done } = collect(m.oomEvents({ intervalMs: 600_000 }));
-    await sleep(50);
+    const { onWatching, watching } = watchingSignal();
+    const { seen, done } = collect(m.oomEvents({ intervalMs: 600_000, onWatching }));
+    await watching;
     // The kernel bumps "oom" first and "oom_kill" after the kill: one event.
     fs.writeFileSync(events, 'low 0\nhigh 0\nmax 3\noom 1\noom_kill 0\n');
     await sleep(20);
