@@ -25,14 +25,22 @@ afterEach(async () => {
   for (const m of managers.splice(0)) await m.destroy().catch(() => undefined);
 });
 
+/**
+ * A shell that execs `sleep 1000` once released (releaseSleeper): moved into a cgroup before
+ * that, it forks nothing (`read` is a builtin), so the cgroup holds just its pid, and the
+ * exec's CPU time and the sleep's memory are charged to the cgroup it joined.
+ */
 function startSleeper(): Promise<ChildProcess> {
-  // The sleep is exec'ed after a moment so its memory is charged to the cgroup it joined.
-  const c = spawn('sh', ['-c', 'sleep 0.3; exec sleep 1000'], { stdio: 'ignore' });
+  const c = spawn('sh', ['-c', 'read go; exec sleep 1000'], { stdio: ['pipe', 'ignore', 'ignore'] });
   children.push(c);
   return new Promise((resolve, reject) => {
     c.once('spawn', () => resolve(c));
     c.once('error', reject);
   });
+}
+
+function releaseSleeper(c: ChildProcess): void {
+  c.stdin!.end('go\n');
 }
 
 function exited(c: ChildProcess): Promise<NodeJS.Signals | number | null> {
@@ -51,7 +59,9 @@ function procCgroup(pid: number): string {
 
 const read = (...p: string[]) => fs.readFileSync(path.join(...p), 'utf8').trim();
 
-async function until(what: () => boolean | Promise<boolean>, ms = 3000): Promise<boolean> {
+// Every wait here is for something that does happen; a slow or loaded host only delays it
+// (the sleeper may share its one CPU with others, and a quota of 20% of it).
+async function until(what: () => boolean | Promise<boolean>, ms = 10_000): Promise<boolean> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
     if (await what()) return true;
@@ -125,6 +135,7 @@ describeV1('cgroup v1 driver on the host', () => {
     expect(procCgroup(pid)).toContain(`memory:/${tag}/c1`);
     expect(procCgroup(pid)).toContain(`pids:/${tag}/c1`);
     expect(await m.pids()).toEqual([pid]);
+    releaseSleeper(child);
 
     // Wait for both: memory can be charged (kernel objects) before the moved shell has run
     // again, and then cpuacct.usage still reads 0 (seen on a faster CI machine).
@@ -214,6 +225,7 @@ describeV2('cgroup v2 driver on the host cgroup2 tree', () => {
     await m.addProcess(pid);
     expect(procCgroup(pid)).toContain(`0::/${tag}/v2`);
     expect(await m.pids()).toEqual([pid]);
+    releaseSleeper(child);
     const s = await m.stats();
     expect(s.pids.current).toBe(1); // counted from cgroup.procs without the pids controller
 

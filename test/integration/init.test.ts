@@ -139,6 +139,16 @@ function procState(pid: number): string | undefined {
   }
 }
 
+/** Until `pid` is in `state`: true, or false after `ms`. */
+async function waitState(pid: number, state: string, ms = 5000): Promise<boolean> {
+  const end = Date.now() + ms;
+  for (;;) {
+    if (procState(pid) === state) return true;
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 /** Gone, or a zombie waiting for the host's init to reap it. */
 async function waitGone(pid: number, ms = 5000): Promise<boolean> {
   const end = Date.now() + ms;
@@ -615,8 +625,8 @@ describe('create mode (exec FIFO)', () => {
     expect(ourChildren()).toEqual([]); // vkinit is gone
     expect(fs.statSync(fifo).isFIFO()).toBe(true);
     expect((fs.statSync(fifo).mode & 0o777).toString(8)).toBe('622');
-    await new Promise((r) => setTimeout(r, 100));
-    expect(procState(h.pid)).toBe('S'); // blocked opening the FIFO
+    // vkinit is gone, but the container may still be on its way to the FIFO.
+    expect(await waitState(h.pid, 'S')).toBe(true); // blocked opening the FIFO
     expect(fs.readFileSync(outPath, 'utf8')).toBe('');
     await expect(h.waitExit()).rejects.toThrow(/wait/);
 
@@ -652,7 +662,7 @@ describe('create mode (exec FIFO)', () => {
     expect(pid).toBeGreaterThan(0);
     pids.add(pid);
     expect(Date.now() - t0).toBeLessThan(10000);
-    expect(procState(pid)).toBe('S');
+    expect(await waitState(pid, 'S')).toBe(true); // blocked opening the FIFO
     const fh = await fs.promises.open(fifo, 'r');
     await fh.readFile();
     await fh.close();

@@ -259,14 +259,16 @@ describeIf(ok)(`lifecycle (${runtimeName()})`, () => {
   it('a foreground run forwards SIGTERM from the caller to the workload', () =>
     withLeakCheck(async () => {
       if (isRunc) return; // runc forwards too; the test's process handling differs there (no pty)
-      const b = await makeBundle({ args: ['/bin/sh', '-c', 'trap "exit 42" TERM; while :; do sleep 0.05; done'] });
+      // The shell is the container's init: until its trap is set, SIGTERM is ignored (not
+      // fatal), so it is sent only once the shell says the trap is in place.
+      const b = await makeBundle({ args: ['/bin/sh', '-c', 'trap "exit 42" TERM; : > /tmp/trapped; while :; do sleep 0.05; done'] });
+      const trapped = path.join(b.rootfs, 'tmp', 'trapped');
       const child = spawnRuntime(['run', '--bundle', b.dir, b.id], { stdio: 'ignore' });
-      for (let i = 0; i < 200; i++) {
-        const s = await runRuntime(['state', b.id]);
-        if (s.code === 0 && JSON.parse(s.stdout).status === 'running') break;
-        await new Promise((r) => setTimeout(r, 25));
+      for (let i = 0; i < 600 && !fs.existsSync(trapped); i++) await new Promise((r) => setTimeout(r, 50));
+      if (!fs.existsSync(trapped)) {
+        await runRuntime(['delete', '--force', b.id]);
+        throw new Error('the workload did not set its SIGTERM trap within 30 s');
       }
-      await new Promise((r) => setTimeout(r, 100));
       child.kill('SIGTERM');
       const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
       expect(code).toBe(42);
