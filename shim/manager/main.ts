@@ -10,6 +10,8 @@
 //                   VKERNEL_SHIM_REUSE              100: groups a daemon may serve after its first,
 //                                                   going back to the pool between them (0: never;
 //                                                   read by the daemons, shim/daemon/reuse.ts)
+//                   VKERNEL_SHIM_REUSE_GRACE_MS     1000: how long a hand-off holds its daemon's pool
+//                                                   slot before a spare is booted for it
 // Exits 0 at once when another manager holds the lock.
 import * as fs from 'node:fs';
 import { DEFAULT_MANAGER_SOCKET } from '../bootstrap/paths';

@@ -7,7 +7,8 @@
 // closes our end; from then on the manager has nothing to do with it, until the daemon's group
 // ends and it checks in again with {"pid":N,"reuse":K} (shim/daemon/reuse.ts): taken back
 // while the pool has room, else it exits; or, when it may not be reused, it says
-// {"pid":N,"leaving":"<why>"} and exits. Closing the pool (or
+// {"pid":N,"leaving":"<why>"} and exits. Each hand-off holds its daemon's slot for the grace
+// period: a spare is booted for it only if it is not back by then. Closing the pool (or
 // the manager dying) closes the control connections of the daemons still waiting, and they
 // exit. A daemon that dies before checking in counts as a failure: after a few in a row,
 // refilling backs off, so a broken install does not become a fork loop.
@@ -30,7 +31,8 @@ export interface WarmPoolOptions {
   checkInTimeoutMs?: number;
   /**
    * Daemons come back after their group ended (shim/daemon/reuse.ts; VKERNEL_SHIM_REUSE is not
-   * 0): after a hand-off, refill only if none came back within the grace period.
+   * 0): each hand-off holds its slot; a spare is booted for it only if the daemon is not back
+   * within the grace period.
    */
   reuse?: boolean;
   /** That grace period (default REUSE_GRACE_MS; VKERNEL_SHIM_REUSE_GRACE_MS in the manager's environment). */
@@ -91,6 +93,14 @@ export class WarmPool {
   #backoff: NodeJS.Timeout | undefined;
   /** Daemons this pool handed out: only they may come back (not another manager's, not old code). */
   readonly #handedOut = new Set<number>();
+  /**
+   * Daemons handed out whose grace period runs (pid → when it ends): each holds its slot, so
+   * no spare is booted for it until then. One deadline per daemon: a shared timer would be
+   * pushed back by every later hand-off (a slot never refilled under steady starts) or fire
+   * for an earlier hand-off while a daemon that always returns in time is out again.
+   */
+  readonly #graceUntil = new Map<number, number>();
+  /** Fires at the earliest deadline in #graceUntil. */
   #refill: NodeJS.Timeout | undefined;
 
   constructor(opts: WarmPoolOptions) {
@@ -135,10 +145,12 @@ export class WarmPool {
     this.fill();
   }
 
-  /** Spawns daemons until `size` are waiting or on their way. */
+  /** Spawns daemons until `size` are waiting, on their way, or held for a daemon in its grace period. */
   fill(): void {
     if (this.#closed || this.#backoff || !this.#server) return;
-    while (this.#spawned.size + this.#waiting.length < this.#opts.size) {
+    const now = Date.now();
+    for (const [pid, until] of this.#graceUntil) if (until <= now) this.#graceUntil.delete(pid);
+    while (this.#spawned.size + this.#waiting.length + this.#graceUntil.size < this.#opts.size) {
       if (!this.#spawnOne()) break;
     }
   }
@@ -227,6 +239,7 @@ export class WarmPool {
       if (peer !== pid) return bail(`check-in says pid ${pid}, but the connection is from pid ${peer}`);
       if (msg.leaving !== undefined) return this.#onLeaving(pid, String(msg.leaving), sock);
       const reused = msg.reuse !== undefined;
+      if (reused) this.#release(pid); // back: its slot is no longer held, whatever happens next
       const spawned = this.#spawned.get(pid);
       if (reused) {
         // Back from a group: ours, and wanted. Refused, it exits at the end of the stream.
@@ -247,11 +260,6 @@ export class WarmPool {
       if (spawned) setNice(pid, os.getPriority());
       const waiting: Waiting = { pid, socket: sock, fd };
       this.#waiting.push(waiting);
-      // Back in time: the pool is whole again, nothing left for the grace timer to refill.
-      if (reused && this.#refill && this.#spawned.size + this.#waiting.length >= this.#opts.size) {
-        clearTimeout(this.#refill);
-        this.#refill = undefined;
-      }
       for (const wake of this.#checkInWaiters) wake();
       this.#failures = 0;
       this.#opts.log(`warm daemon ${pid} ready${reused ? ` (back, reused ${String(msg.reuse)} times)` : ''}`);
@@ -273,7 +281,7 @@ export class WarmPool {
    */
   async adopt(l: DaemonLaunch): Promise<number | undefined> {
     const line = Buffer.from(`${JSON.stringify(l.config)}\n`);
-    let handedOut = false;
+    let handedOut: number | undefined;
     try {
       // None waiting (a burst): boot the refill now rather than after the grace period.
       if (this.#waiting.length === 0) this.#fillNow(true);
@@ -293,23 +301,26 @@ export class WarmPool {
         w.socket.destroy();
         adjustOomScore(w.pid, l.containerdPid);
         this.#remember(w.pid);
-        handedOut = true;
+        handedOut = w.pid;
         this.#opts.log(`warm daemon ${w.pid} adopted for group ${l.config.groupId}`);
         return w.pid;
       }
       return undefined;
     } finally {
-      if (handedOut && this.#opts.reuse) this.#fillLater();
+      if (handedOut !== undefined && this.#opts.reuse) this.#hold(handedOut);
       else this.#fillNow();
     }
   }
 
-  /** A daemon handed out will not come back: no point waiting out the grace period. */
+  /**
+   * A daemon handed out will not come back. If its slot is still held (its grace period
+   * runs), no point waiting that out: refill now. If not, a spare took its slot long ago.
+   */
   #onLeaving(pid: number, why: string, sock: net.Socket): void {
     sock.destroy();
     if (!this.#handedOut.delete(pid)) return void this.#opts.log(`control connection dropped: daemon ${pid} leaves, but this manager did not hand it out`);
     this.#opts.log(`warm daemon ${pid} does not come back: ${why.slice(0, 200)}`);
-    if (!this.#closed) this.#fillNow();
+    if (this.#release(pid) && !this.#closed) setImmediate(() => this.fill());
   }
 
   #remember(pid: number): void {
@@ -317,26 +328,43 @@ export class WarmPool {
     if (this.#handedOut.size > MAX_REMEMBERED) this.#handedOut.delete(this.#handedOut.values().next().value!);
   }
 
-  /** Refills without the grace period: at once (`sync`: a start is about to wait for it) or next tick. */
+  /**
+   * Refills without waiting for anyone's grace period, at once (`sync`: a start is about to
+   * wait for it) or next tick: a burst, or no daemon handed out. The held slots go to the
+   * starts that need a daemon now; a daemon coming back to a full pool exits.
+   */
   #fillNow(sync = false): void {
-    if (this.#refill) clearTimeout(this.#refill);
-    this.#refill = undefined;
+    this.#graceUntil.clear();
+    this.#scheduleGrace();
     if (sync) this.fill();
     else setImmediate(() => this.fill());
   }
 
-  /**
-   * Refills once the daemon just handed out had its chance to come back (the grace period).
-   * The period runs from the latest hand-off: a timer left from an earlier one would fire
-   * while a daemon that always came back in time is out again, and boot a spare that makes
-   * it surplus when it returns.
-   */
-  #fillLater(): void {
+  /** Holds the slot of a daemon just handed out for the grace period, and fills any other gap. */
+  #hold(pid: number): void {
+    this.#graceUntil.set(pid, Date.now() + this.#opts.reuseGraceMs);
+    this.#scheduleGrace();
+    setImmediate(() => this.fill());
+  }
+
+  /** The daemon's slot is no longer held (it came back, or said it leaves); whether it was. */
+  #release(pid: number): boolean {
+    const held = this.#graceUntil.delete(pid);
+    if (held) this.#scheduleGrace();
+    return held;
+  }
+
+  /** The refill timer, at the earliest grace deadline (none when nothing is held). */
+  #scheduleGrace(): void {
     if (this.#refill) clearTimeout(this.#refill);
+    this.#refill = undefined;
+    if (this.#graceUntil.size === 0 || this.#closed) return;
+    const first = Math.min(...this.#graceUntil.values());
     this.#refill = setTimeout(() => {
       this.#refill = undefined;
-      this.fill();
-    }, this.#opts.reuseGraceMs);
+      this.fill(); // drops the deadlines that passed
+      this.#scheduleGrace();
+    }, Math.max(0, first - Date.now()));
     this.#refill.unref();
   }
 

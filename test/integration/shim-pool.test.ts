@@ -62,6 +62,15 @@ describeIf(requireRoot())('warm pool: daemons back from their group', () => {
     }
   };
   const logged = (re: RegExp): boolean => lines.some((l) => re.test(l));
+  /**
+   * A connection to a group's socket: the group does not go idle while it is open (as
+   * containerd's connection keeps a group busy while it manages a task).
+   */
+  const hold = (group: string): net.Socket => {
+    const sock = net.connect(path.join(dir, `${group}.sock`));
+    sock.on('error', () => undefined);
+    return sock;
+  };
   /** Every pid `from` shows until stop(): sampled often enough to see a spare while it boots (100s of ms). */
   const watchPids = (from: WarmPool): { seen: Set<number>; stop: () => void } => {
     const seen = new Set<number>(from.pids);
@@ -93,11 +102,10 @@ describeIf(requireRoot())('warm pool: daemons back from their group', () => {
     expect(await handOutGroup('held', 3000, pool)).toBe(daemon);
     // A connection keeps its group from going idle (as containerd's does while it manages a
     // task): it comes back only once the new spare is waiting and we let go.
-    const held = net.connect(path.join(dir, 'held.sock'));
-    held.on('error', () => undefined);
+    const held = hold('held');
     try {
-      pool.fill(); // what the grace period's end does
-      await waitFor('a new spare', () => pool.ready === 1 && !pool.pids.includes(daemon), 30_000);
+      // Its grace period ends while it is out: a spare is booted for its slot.
+      await waitFor('a new spare', () => pool.ready === 1 && !pool.pids.includes(daemon), poolGraceMs + 30_000);
       for (const p of pool.pids) started.add(p);
       expect(alive(daemon)).toBe(true);
     } finally {
@@ -194,4 +202,79 @@ describeIf(requireRoot())('warm pool: daemons back from their group', () => {
     expect(logged(/does not come back: forged/)).toBe(false);
     expect(pool.ready).toBe(1);
   });
+
+  it('each hand-off holds its own slot: later hand-offs never postpone the refill for a daemon that stays out', async () => {
+    const graceMs = 3000;
+    const two = new WarmPool({ size: 2, controlSocket: path.join(dir, 'two.sock'), reuse: true, reuseGraceMs: graceMs, log });
+    let long: net.Socket | undefined;
+    try {
+      await two.start();
+      await waitFor('two warm daemons', () => two.ready === 2, 30_000);
+      const [a, b] = two.pids;
+      started.add(a).add(b);
+      expect(await handOutGroup('stays', 3000, two)).toBe(a);
+      long = hold('stays');
+      const out = Date.now();
+      // Short groups one after another, each handed out well within the grace period of the
+      // one before: with one timer restarted at each hand-off, a's slot would never be refilled.
+      let spare: number | undefined;
+      while (spare === undefined && Date.now() - out < graceMs + 30_000) {
+        if (two.ready > 0 && two.pids.includes(b)) {
+          expect(await handOut(300, two)).toBe(b);
+        }
+        await sleep(graceMs / 3);
+        spare = two.pids.find((p) => p !== a && p !== b);
+      }
+      expect(spare).toBeDefined();
+      started.add(spare!);
+      expect(logged(new RegExp(`warm daemon ${b} came back: not needed`))).toBe(false);
+    } finally {
+      long?.destroy();
+      await two.close();
+    }
+  }, 90_000);
+
+  it('a daemon that leaves after its slot was refilled long ago makes no refill: the daemon out now comes back', async () => {
+    const graceMs = 8000;
+    // One reuse each: x serves a first group and comes back, then leaves after its second.
+    const once = new WarmPool({
+      size: 1,
+      controlSocket: path.join(dir, 'once.sock'),
+      env: { ...process.env, VKERNEL_SHIM_REUSE: '1' },
+      reuse: true,
+      reuseGraceMs: graceMs,
+      log,
+    });
+    let long: net.Socket | undefined;
+    try {
+      await once.start();
+      await waitFor('a warm daemon', () => once.ready === 1, 30_000);
+      const [x] = once.pids;
+      started.add(x);
+      expect(await handOut(300, once)).toBe(x);
+      await waitFor('x back', () => once.ready === 1 && once.pids.includes(x), 10_000);
+      expect(await handOutGroup('x-last', 300, once)).toBe(x);
+      long = hold('x-last');
+      await waitFor('a spare in x\'s slot after its grace period', () => once.ready === 1 && !once.pids.includes(x), graceMs + 30_000);
+      const [s] = once.pids;
+      started.add(s);
+      const pids = watchPids(once);
+      try {
+        // s is out (idle after 3 s, well within its grace period) when x ends (idle soon after
+        // we let go) and says it leaves: x's slot was refilled long ago, so nothing is booted,
+        // and s comes back to its own place.
+        expect(await handOutGroup('s-first', 3000, once)).toBe(s);
+        long.destroy();
+        await waitFor('x to leave', () => logged(new RegExp(`warm daemon ${x} does not come back: reused 1 times \\(limit 1\\)`)), 20_000);
+        await waitFor('s back', () => logged(new RegExp(`warm daemon ${s} ready \\(back, reused 1 times\\)`)), 20_000);
+        expect([...pids.seen]).toEqual([s]);
+        expect(once.pids).toEqual([s]);
+      } finally {
+        pids.stop();
+      }
+    } finally {
+      long?.destroy();
+      await once.close();
+    }
+  }, 90_000);
 });
