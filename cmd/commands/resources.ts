@@ -1,6 +1,7 @@
 // pause, resume, update and events: the resource verbs.
 import * as fs from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
+import { REMOVAL_NOTICE_WAIT_MS } from '../../runtime/cgroups/oom';
 import { Container } from '../../runtime/container/container';
 import { pause, resume } from '../../runtime/container/pause';
 import { stats } from '../../runtime/container/stats';
@@ -199,8 +200,13 @@ export const eventsCommand: CommandModule<GlobalArgs, EventsArgs> = {
       print('stats', await container.cgroup().stats());
       await new Promise((r) => setTimeout(r, intervalMs));
     }
-    // Let a final OOM notification out before we go.
+    // Let a final OOM notification out before we go. A cgroup already removed (a foreground
+    // `run` deletes it right after the kill) ends the stream by itself once the kernel's
+    // removal notice tells an OOM from a plain removal: wait for that rather than cut it off.
     await new Promise((r) => setTimeout(r, 300));
+    if (!(await cgroup.exists().catch(() => false))) {
+      await Promise.race([oom, new Promise((r) => setTimeout(r, REMOVAL_NOTICE_WAIT_MS + 500))]);
+    }
     stop.abort();
     await oom;
     const final = await cgroup.oomKillCount().catch(() => undefined);

@@ -69,10 +69,12 @@ export const OOM_KILL_GRACE_MS = 250;
 /** While waiting for that kill the counters are re-read this often. */
 const PENDING_RECHECK_MS = 10;
 /**
- * How long a cgroup found gone waits for the eventfd's removal notification when only one
- * notification is unread (was it the OOM's or the removal's?). The kernel sends it from a
- * work item after the directory is gone, usually within milliseconds; the margin is for a
- * loaded host. Only the end of the stream waits, not an event.
+ * How long a cgroup found gone waits for another eventfd notification when only one is unread
+ * (was it the OOM's or the removal's?). Usually it was the removal's, and no other comes: a
+ * stream that is not aborted then ends this long after the removal. When it was an OOM's, the
+ * removal's follows within milliseconds (the kernel sends it from a work item after the
+ * directory is gone); the margin is for a loaded host. Only the end of the stream waits, never
+ * an event; the shim and `vkernel events` abort or bound their wait.
  */
 export const REMOVAL_NOTICE_WAIT_MS = 1000;
 

@@ -849,13 +849,14 @@ describeIf(ok)(`resources (${runtimeName()})`, () => {
         const spinner = (shares: number) => makeBundle({ args: gatedSpin, mutate: withResources({ cpu: { shares, cpus: '0' } }) });
         const [big, small] = await Promise.all([spinner(1024), spinner(256)]);
         const runs = [runBundle(big), runBundle(small)];
-        try {
+        const bothRunning = (async () => {
           for (const b of [big, small]) await waitStatus(b.id, 'running', 30_000);
-        } finally {
-          // Released together (or, if one never ran, so that the other ends too).
-          for (const b of [big, small]) fs.writeFileSync(path.join(b.rootfs, 'tmp', 'go'), '');
-        }
+        })();
+        await bothRunning.catch(() => undefined);
+        // Released together (or, if one never ran, so that the other ends too).
+        for (const b of [big, small]) fs.writeFileSync(path.join(b.rootfs, 'tmp', 'go'), '');
         const [rb, rs] = await Promise.all(runs);
+        await bothRunning; // a container that never ran fails here, once both runs are over
         expectCode(rb, 0);
         expectCode(rs, 0);
         const ratio = Number(parseKeyValues(rb.stdout).cpu_ms) / Number(parseKeyValues(rs.stdout).cpu_ms);
