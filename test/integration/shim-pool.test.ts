@@ -63,6 +63,24 @@ describeIf(requireRoot())('warm pool: daemons back from their group', () => {
   };
   const logged = (re: RegExp): boolean => lines.some((l) => re.test(l));
   /**
+   * A pool of its own (control socket <name>.sock, reuse on, `size` default 1), started, with
+   * all its daemons waiting; their pids are killed after all if still alive.
+   */
+  const ownPool = async (name: string, opts: { size?: number; reuseGraceMs: number; reuseLimit?: number }): Promise<WarmPool> => {
+    const size = opts.size ?? 1;
+    const env = opts.reuseLimit === undefined ? process.env : { ...process.env, VKERNEL_SHIM_REUSE: String(opts.reuseLimit) };
+    const own = new WarmPool({ size, controlSocket: path.join(dir, `${name}.sock`), env, reuse: true, reuseGraceMs: opts.reuseGraceMs, log });
+    try {
+      await own.start();
+      await waitFor(`${size} warm daemon(s) in pool ${name}`, () => own.ready === size, 30_000);
+    } catch (err) {
+      await own.close();
+      throw err;
+    }
+    for (const pid of own.pids) started.add(pid);
+    return own;
+  };
+  /**
    * A connection to a group's socket: the group does not go idle while it is open (as
    * containerd's connection keeps a group busy while it manages a task).
    */
@@ -138,13 +156,10 @@ describeIf(requireRoot())('warm pool: daemons back from their group', () => {
 
   it('the grace period runs from the latest hand-off: a daemon that always comes back in time is never made surplus', async () => {
     const graceMs = 10_000;
-    const own = new WarmPool({ size: 1, controlSocket: path.join(dir, 'grace.sock'), reuse: true, reuseGraceMs: graceMs, log });
+    const own = await ownPool('grace', { reuseGraceMs: graceMs });
     let pids: { seen: Set<number>; stop: () => void } | undefined;
     try {
-      await own.start();
-      await waitFor('a warm daemon', () => own.ready === 1, 30_000);
       const [daemon] = own.pids;
-      started.add(daemon);
       pids = watchPids(own);
       const back = (n: number) => (): boolean => logged(new RegExp(`warm daemon ${daemon} ready \\(back, reused ${n} times\\)`));
       const first = Date.now();
@@ -169,19 +184,9 @@ describeIf(requireRoot())('warm pool: daemons back from their group', () => {
   }, 90_000);
 
   it('a daemon that may not come back says why and exits; its pool refills at once, not after the grace period', async () => {
-    const strict = new WarmPool({
-      size: 1,
-      controlSocket: path.join(dir, 'strict.sock'),
-      env: { ...process.env, VKERNEL_SHIM_REUSE: '0' },
-      reuse: true,
-      reuseGraceMs: 10 * 60_000,
-      log,
-    });
+    const strict = await ownPool('strict', { reuseGraceMs: 10 * 60_000, reuseLimit: 0 });
     try {
-      await strict.start();
-      await waitFor('a warm daemon', () => strict.ready === 1, 30_000);
       const [daemon] = strict.pids;
-      started.add(daemon);
       expect(await handOut(300, strict)).toBe(daemon);
       await waitFor('the daemon to say it leaves', () => logged(new RegExp(`warm daemon ${daemon} does not come back: reused 0 times \\(limit 0\\)`)), 10_000);
       await waitFor('the daemon to exit', () => !alive(daemon), 10_000);
@@ -205,13 +210,10 @@ describeIf(requireRoot())('warm pool: daemons back from their group', () => {
 
   it('each hand-off holds its own slot: later hand-offs never postpone the refill for a daemon that stays out', async () => {
     const graceMs = 3000;
-    const two = new WarmPool({ size: 2, controlSocket: path.join(dir, 'two.sock'), reuse: true, reuseGraceMs: graceMs, log });
+    const two = await ownPool('two', { size: 2, reuseGraceMs: graceMs });
     let long: net.Socket | undefined;
     try {
-      await two.start();
-      await waitFor('two warm daemons', () => two.ready === 2, 30_000);
       const [a, b] = two.pids;
-      started.add(a).add(b);
       expect(await handOutGroup('stays', 3000, two)).toBe(a);
       long = hold('stays');
       const out = Date.now();
@@ -237,20 +239,10 @@ describeIf(requireRoot())('warm pool: daemons back from their group', () => {
   it('a daemon that leaves after its slot was refilled long ago makes no refill: the daemon out now comes back', async () => {
     const graceMs = 8000;
     // One reuse each: x serves a first group and comes back, then leaves after its second.
-    const once = new WarmPool({
-      size: 1,
-      controlSocket: path.join(dir, 'once.sock'),
-      env: { ...process.env, VKERNEL_SHIM_REUSE: '1' },
-      reuse: true,
-      reuseGraceMs: graceMs,
-      log,
-    });
+    const once = await ownPool('once', { reuseGraceMs: graceMs, reuseLimit: 1 });
     let long: net.Socket | undefined;
     try {
-      await once.start();
-      await waitFor('a warm daemon', () => once.ready === 1, 30_000);
       const [x] = once.pids;
-      started.add(x);
       expect(await handOut(300, once)).toBe(x);
       await waitFor('x back', () => once.ready === 1 && once.pids.includes(x), 10_000);
       expect(await handOutGroup('x-last', 300, once)).toBe(x);
