@@ -205,7 +205,9 @@ export const eventsCommand: CommandModule<GlobalArgs, EventsArgs> = {
     // removal notice tells an OOM from a plain removal: wait for that rather than cut it off.
     await new Promise((r) => setTimeout(r, 300));
     if (!(await cgroup.exists().catch(() => false))) {
-      await Promise.race([oom, new Promise((r) => setTimeout(r, REMOVAL_NOTICE_WAIT_MS + 500))]);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([oom, new Promise((r) => (timer = setTimeout(r, REMOVAL_NOTICE_WAIT_MS + 500)))]);
+      clearTimeout(timer); // the process exits when its loop is empty: no timer may outlive the stream
     }
     stop.abort();
     await oom;

@@ -60,6 +60,8 @@ interface CheckIn {
 }
 
 const FAILURES_BEFORE_BACKOFF = 3;
+/** A spawn that got no process is tried again after this long (until the backoff takes over). */
+const SPAWN_RETRY_MS = 1000;
 /** How long a start waits for a booting spare before it spawns a daemon of its own. */
 const BOOTING_SPARE_WAIT_MS = 300;
 /** First pause after FAILURES_BEFORE_BACKOFF failures in a row; doubles each time, up to the max. */
@@ -94,7 +96,8 @@ export class WarmPool {
   /** Daemons this pool handed out: only they may come back (not another manager's, not old code). */
   readonly #handedOut = new Set<number>();
   /**
-   * Daemons handed out whose grace period runs (pid → when it ends): each holds its slot, so
+   * Daemons handed out whose grace period runs (pid → when it ends, performance.now(): a clock
+   * step must not stretch a hold): each holds its slot, so
    * no spare is booted for it until then. One deadline per daemon: a shared timer would be
    * pushed back by every later hand-off (a slot never refilled under steady starts) or fire
    * for an earlier hand-off while a daemon that always returns in time is out again.
@@ -147,9 +150,10 @@ export class WarmPool {
 
   /** Spawns daemons until `size` are waiting, on their way, or held for a daemon in its grace period. */
   fill(): void {
-    if (this.#closed || this.#backoff || !this.#server) return;
-    const now = Date.now();
+    // Passed deadlines go first, even while backing off: the timer is set from what is left.
+    const now = performance.now();
     for (const [pid, until] of this.#graceUntil) if (until <= now) this.#graceUntil.delete(pid);
+    if (this.#closed || this.#backoff || !this.#server) return;
     while (this.#spawned.size + this.#waiting.length + this.#graceUntil.size < this.#opts.size) {
       if (!this.#spawnOne()) break;
     }
@@ -166,7 +170,9 @@ export class WarmPool {
     child.unref();
     const pid = child.pid;
     if (pid === undefined) {
+      // No process (EAGAIN, ENOMEM): nothing will exit or check in to trigger the next try.
       this.#failed();
+      if (!this.#backoff) setTimeout(() => this.fill(), SPAWN_RETRY_MS).unref();
       return false;
     }
     setNice(pid, BOOT_NICE);
@@ -342,7 +348,7 @@ export class WarmPool {
 
   /** Holds the slot of a daemon just handed out for the grace period, and fills any other gap. */
   #hold(pid: number): void {
-    this.#graceUntil.set(pid, Date.now() + this.#opts.reuseGraceMs);
+    this.#graceUntil.set(pid, performance.now() + this.#opts.reuseGraceMs);
     this.#scheduleGrace();
     setImmediate(() => this.fill());
   }
@@ -364,7 +370,7 @@ export class WarmPool {
       this.#refill = undefined;
       this.fill(); // drops the deadlines that passed
       this.#scheduleGrace();
-    }, Math.max(0, first - Date.now()));
+    }, Math.max(0, first - performance.now()));
     this.#refill.unref();
   }
 
