@@ -67,9 +67,12 @@ export async function updateAnnotations(
   const container = Container.load(ctx.store, id, ctx.sys);
   await container.require('update');
   parseViewPolicy(merged(container.spec().annotations)); // throws before anything is written
-  await opts.beforeApply?.();
-  // Read again: beforeApply (update) rewrote config.json with the new resources.
-  const spec = Container.load(ctx.store, id, ctx.sys).spec();
+  // Read again after beforeApply: an update rewrote config.json with the new resources.
+  let spec = container.spec();
+  if (opts.beforeApply) {
+    await opts.beforeApply();
+    spec = Container.load(ctx.store, id, ctx.sys).spec();
+  }
   const before = parseViewPolicy(spec.annotations);
   spec.annotations = merged(spec.annotations);
   const policy = parseViewPolicy(spec.annotations);

@@ -80,6 +80,13 @@ describeIf(requireRoot())('warm pool: daemons back from their group', () => {
     for (const pid of own.pids) started.add(pid);
     return own;
   };
+  /** One line to the shared pool's control socket, as a daemon's check-in; resolves when the pool drops the connection. */
+  const sendControl = async (msg: object): Promise<void> => {
+    const sock = net.connect(path.join(dir, 'ctl.sock'));
+    await new Promise<void>((resolve, reject) => sock.once('connect', resolve).once('error', reject));
+    sock.write(`${JSON.stringify(msg)}\n`);
+    await new Promise<void>((resolve) => sock.once('close', () => resolve()).resume());
+  };
   /**
    * A connection to a group's socket: the group does not go idle while it is open (as
    * containerd's connection keeps a group busy while it manages a task).
@@ -135,20 +142,14 @@ describeIf(requireRoot())('warm pool: daemons back from their group', () => {
   });
 
   it('a check-in whose pid is not the connecting process is refused', async () => {
-    const sock = net.connect(path.join(dir, 'ctl.sock'));
-    await new Promise<void>((resolve, reject) => sock.once('connect', resolve).once('error', reject));
     const [waiting] = pool.pids;
-    sock.write(`${JSON.stringify({ pid: waiting, reuse: 1 })}\n`);
-    await new Promise<void>((resolve) => sock.once('close', () => resolve()).resume());
+    await sendControl({ pid: waiting, reuse: 1 });
     expect(logged(new RegExp(`check-in says pid ${waiting}, but the connection is from pid ${process.pid}`))).toBe(true);
     expect(pool.pids).toEqual([waiting]);
   });
 
   it('a check-in claiming to be back, from a pid this pool never handed out, is refused', async () => {
-    const sock = net.connect(path.join(dir, 'ctl.sock'));
-    await new Promise<void>((resolve, reject) => sock.once('connect', resolve).once('error', reject));
-    sock.write(`${JSON.stringify({ pid: process.pid, reuse: 1 })}\n`);
-    await new Promise<void>((resolve) => sock.once('close', () => resolve()).resume());
+    await sendControl({ pid: process.pid, reuse: 1 });
     expect(logged(new RegExp(`daemon ${process.pid} came back, but this manager did not hand it out`))).toBe(true);
     expect(pool.pids).not.toContain(process.pid);
     expect(pool.ready).toBe(1);
@@ -199,10 +200,7 @@ describeIf(requireRoot())('warm pool: daemons back from their group', () => {
   });
 
   it('a daemon saying it leaves, from a pid this pool never handed out, is refused', async () => {
-    const sock = net.connect(path.join(dir, 'ctl.sock'));
-    await new Promise<void>((resolve, reject) => sock.once('connect', resolve).once('error', reject));
-    sock.write(`${JSON.stringify({ pid: process.pid, leaving: 'forged' })}\n`);
-    await new Promise<void>((resolve) => sock.once('close', () => resolve()).resume());
+    await sendControl({ pid: process.pid, leaving: 'forged' });
     expect(logged(new RegExp(`daemon ${process.pid} leaves, but this manager did not hand it out`))).toBe(true);
     expect(logged(/does not come back: forged/)).toBe(false);
     expect(pool.ready).toBe(1);
